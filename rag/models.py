@@ -105,3 +105,8 @@ def convert_gguf(gguf: Path, cache_dir: Path | None = None) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise ModelError(f"could not convert {gguf.name}: {e}") from e
     return target
+
+
+if __name__ == "__main__":  # `python -m rag.models`: resolve (and convert once) the bundled models
+    print(resolve_embedding_model(BUNDLED_EMBEDDING))
+    print(resolve_generator_model(BUNDLED_GENERATOR))

@@ -167,3 +167,25 @@ class Answer:
             "thinking": self.thinking,
             "cached": self.cached,
         }
+
+
+def answer_from_dict(d: dict[str, Any]) -> Answer:
+    """Rebuild an :class:`Answer` from :meth:`Answer.to_dict` output (used by the cache)."""
+    passages = []
+    for p in d.get("passages", []):
+        p = dict(p)
+        score, rank = float(p.pop("score")), int(p.pop("rank"))
+        p["id"] = p.pop("chunk_id")
+        passages.append(Passage(chunk=Chunk(**p), score=score, rank=rank))
+    return Answer(
+        question=d["question"],
+        text=d["answer"],
+        mode=d["mode"],
+        finish_reason=d["finish_reason"],
+        citations=[Citation(**c) for c in d.get("citations", [])],
+        passages=passages,
+        tokens=TokenCounts(**d.get("tokens", {})),
+        timings=Timings(**d.get("timings", {})),
+        thinking=d.get("thinking", ""),
+        cached=d.get("cached"),
+    )

@@ -158,7 +158,7 @@ class CacheSettings(_Section):
     """Tiered answer/embedding cache."""
 
     enabled: bool = True
-    dir: Path | None = Field(None, description="disk tier folder; None: <user cache>/answers")
+    dir: Path | None = Field(None, description="disk tier folder (cache.sqlite3 inside); None: the per-user cache folder")
     memory_entries: int = Field(100, ge=0, le=10_000_000)
     disk: bool = True
     redis_url: str | None = None

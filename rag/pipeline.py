@@ -30,7 +30,7 @@ import numpy as np
 
 from rag import metrics
 from rag.cache import TieredCache
-from rag.cache.keys import make_key, normalize_question
+from rag.cache.keys import embedding_key, make_key, normalize_question
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.errors import InvalidInputError, RagError
@@ -61,7 +61,7 @@ class CachedEmbedder:
     def encode(self, texts: Sequence[str], **kw: Any) -> np.ndarray:
         texts = list(texts)
         out: list[np.ndarray | None] = [None] * len(texts)
-        keys = [make_key(model=self._embedder.model_id, text=t) for t in texts]
+        keys = [embedding_key(self._embedder.model_id, t) for t in texts]
         missing = []
         for i, key in enumerate(keys):
             hit = self._cache.get_array(_EMBED_NS, key)

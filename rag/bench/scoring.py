@@ -42,6 +42,7 @@ __all__ = [
     "exact_match",
     "f1_score",
     "contains",
+    "contains_match",
     "score_answer",
     "recall_at_k",
     "hit_at_k",
@@ -142,6 +143,11 @@ def f1_score(prediction: str, golds: Sequence[str]) -> float:
 def contains(prediction: str, golds: Sequence[str]) -> float:
     """1.0 when a normalised gold answer occurs inside the normalised prediction."""
     return _best(_contains, prediction, golds)
+
+
+def contains_match(prediction: str, golds: Sequence[str]) -> bool:
+    """:func:`contains` as a bool (for counting hits)."""
+    return contains(prediction, golds) == 1.0
 
 
 def score_answer(prediction: str, golds: Sequence[str]) -> dict[str, float]:

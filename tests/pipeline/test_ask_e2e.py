@@ -1,0 +1,77 @@
+"""End to end with the real bundled models: ingest xquad_en, ask questions in both modes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.bench.scoring import contains_match
+from rag.config import Settings
+from rag.pipeline import Pipeline
+
+pytestmark = pytest.mark.slow
+
+N_QUESTIONS = 30
+
+
+@pytest.fixture(scope="module")
+def xquad_pipeline(xquad_index, generator) -> Pipeline:
+    settings = Settings.build(cache={"enabled": False})
+    return Pipeline.open(xquad_index, settings, generator=generator)
+
+
+def _questions(xquad_dir, n):
+    # Spread over the whole set (every 40th question) rather than the first article only.
+    lines = (xquad_dir / "queries.jsonl").read_text().splitlines()
+    return [json.loads(l) for l in lines[:: max(1, len(lines) // n)]][:n]
+
+
+def test_rag_beats_plain_and_cites_gold(xquad_pipeline, xquad_dir):
+    qs = _questions(xquad_dir, N_QUESTIONS)
+    texts = [q["text"] for q in qs]
+    rag_answers = xquad_pipeline.ask_many(texts, mode="rag")
+    plain_answers = xquad_pipeline.ask_many(texts, mode="plain")
+    rag_hits = sum(contains_match(a.text, q["answers"]) for a, q in zip(rag_answers, qs))
+    plain_hits = sum(contains_match(a.text, q["answers"]) for a, q in zip(plain_answers, qs))
+    cited_gold = sum(
+        any(c.chunk_id and p.chunk.doc_id in q["gold_ids"] for c, p in zip(a.citations, a.passages))
+        for a, q in zip(rag_answers, qs)
+    )
+    print(f"rag contains {rag_hits}/{len(qs)}, plain {plain_hits}/{len(qs)}, gold cited {cited_gold}/{len(qs)}")
+    assert rag_hits >= plain_hits + 5, (rag_hits, plain_hits)
+    assert cited_gold >= 0.8 * len(qs)
+    for a in rag_answers + plain_answers:
+        assert a.finish_reason in {"stop", "length", "loop", "stall"}
+        assert a.tokens.prompt > 0 and a.timings.total_s > 0
+    for a in plain_answers:
+        assert a.citations == [] and a.passages == []
+    # Plain and RAG prompts share instructions; RAG prompts are longer by the passages only.
+    assert all(r.tokens.prompt > p.tokens.prompt for r, p in zip(rag_answers, plain_answers))
+
+
+def test_answer_fields(xquad_pipeline):
+    ans = xquad_pipeline.ask("How many points did the Panthers defense surrender?")
+    d = ans.to_dict()
+    for key in ("answer", "citations", "passages", "finish_reason", "tokens", "timings", "mode"):
+        assert key in d
+    assert ans.citations[0].number == 1 and ans.citations[0].source.endswith("corpus.jsonl")
+    assert ans.timings.ttft_s is not None and 0 < ans.timings.ttft_s <= ans.timings.total_s
+    assert ans.timings.retrieve_s > 0 and ans.timings.generate_s > 0
+
+
+def test_stream_yields_same_text_as_ask(xquad_pipeline):
+    q = "How many tackles did Luke Kuechly register?"
+    s = xquad_pipeline.stream(q)
+    pieces = list(s)
+    assert s.answer is not None
+    assert "".join(pieces).strip() == s.answer.text.strip()
+    assert s.answer.text.strip() == xquad_pipeline.ask(q).text.strip()
+
+
+def test_oracle_mode_uses_given_context(xquad_pipeline):
+    idx = xquad_pipeline.index
+    gold = idx.get_chunks([c.id for c in idx.iter_chunks() if c.doc_id == "a0p0"])
+    ans = xquad_pipeline.ask("How many points did the Panthers defense surrender?", mode="oracle", context=gold)
+    assert [c.chunk_id for c in ans.citations] == [c.id for c in gold][: len(ans.citations)]
+    assert "308" in ans.text

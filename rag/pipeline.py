@@ -307,10 +307,7 @@ class Pipeline:
             t = time.perf_counter()
             if mode == "rag":
                 assert self.retriever is not None
-                if where is None:
-                    retrieved = self.retriever.retrieve_many([q for _, q, _, _ in todo], k=self._k(k))
-                else:
-                    retrieved = [self.retriever.retrieve(q, k=self._k(k), where=where) for _, q, _, _ in todo]
+                retrieved = self.retriever.retrieve_many([q for _, q, _, _ in todo], k=self._k(k), where=where)
             elif mode == "oracle":
                 retrieved = [[Passage(chunk=c, score=1.0, rank=j + 1) for j, c in enumerate(ctx or [])]
                              for _, _, _, ctx in todo]

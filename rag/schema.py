@@ -43,7 +43,7 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its score (cosine for dense; fused score for hybrid) and 1-based rank."""
+    """A retrieved chunk with its dense cosine score and 1-based rank (in hybrid mode the rank comes from fusion)."""
 
     chunk: Chunk
     score: float

@@ -132,9 +132,16 @@ def test_prefill_guard(tiny_gen, make_prompt):
     calls = []
     real = gen.model.generate
     gen._model.generate = lambda *a, **k: calls.append(1) or real(*a, **k)
-    gen._lock.acquire()
-    t = threading.Timer(0.3, gen._lock.release)
+    held = threading.Event()
+
+    def hold():
+        with gen._lock:
+            held.set()
+            time.sleep(0.3)
+
+    t = threading.Thread(target=hold)
     t.start()
+    held.wait()
     g = gen.generate(make_prompt("hi"), deadline_s=0.1)
     t.join()
     assert g.finish_reason == "timeout" and g.generated_tokens == 0 and not calls

@@ -22,6 +22,16 @@ from rag.config import Settings
 from rag.errors import IndexError_, InvalidInputError
 
 
+def _quiet_model_loading() -> None:
+    """Hide transformers' "Loading weights" bar: rag shows its own progress."""
+    try:
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _existing_manifest(index: Path) -> Any:
     from rag.index.index import Index  # noqa: PLC0415
 
@@ -86,6 +96,7 @@ def ingest_cmd(
     settings = build_ingest_settings(index, include=include, exclude=exclude, chunk_tokens=chunk_tokens,
                                      overlap=overlap, index_type=index_type, embedding_model=embedding_model,
                                      batch_size=batch_size)
+    _quiet_model_loading()
     report = ingest(paths, index, settings, prune=prune, progress=not (quiet or as_json))
     if as_json:
         print_json(report.to_dict())
@@ -161,6 +172,7 @@ def search_cmd(
         raise InvalidInputError("query is empty")
     if k < 1:
         raise InvalidInputError(f"-k = {k}: must be >= 1")
+    _quiet_model_loading()
     with Index.open(index) as idx:
         settings = Settings.build()
         # the index records its embedding model (bundled spec or resolved folder): query with the same one

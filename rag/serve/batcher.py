@@ -107,6 +107,7 @@ class Batcher:
         self._batch_ids = itertools.count(1)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch_times: deque[float] = deque(maxlen=20)
         self.stats = {"batches": 0, "dispatched": 0, "rejected": 0, "timeouts": 0, "worker_failures": 0}
@@ -119,12 +120,11 @@ class Batcher:
         self._task = asyncio.create_task(self._dispatch_loop(), name="rag-batcher")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            self._task.cancel()  # (wait_for in 3.11 can swallow a cancel: the flag ends the loop too)
+            await asyncio.wait({self._task}, timeout=2.0)
         err = UnavailableError("the server is shutting down")
         for job in list(self.jobs.values()):
             self._fail(job, err)
@@ -326,7 +326,7 @@ class Batcher:
 
     async def _dispatch_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             try:
                 await self._dispatch_once(loop)
             except asyncio.CancelledError:

@@ -338,10 +338,7 @@ class Supervisor:
         self._running = False
         if self._monitor is not None:
             self._monitor.cancel()
-            try:
-                await self._monitor
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            await asyncio.wait({self._monitor}, timeout=2.0)
         g, self._gen = self._gen, None
         self.state = "stopped"
         if g is not None:

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _cmd(ds: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "rag", "bench", "--dataset", str(ds), "--out", str(out), "--modes", "plain,rag",
-            "--max-new-tokens", "4", "-k", "3", "--no-progress", "--json"]
+            "--max-new-tokens", "4", "-k", "3", "--batch-size", "3", "--no-progress", "--json"]
 
 
 def test_real_bench_resumes_after_sigkill(tmp_path):

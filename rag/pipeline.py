@@ -211,7 +211,7 @@ class Pipeline:
                 t_prompt = time.perf_counter() - t1
                 gs = self.generator.stream(prompt, grounded_texts=self._grounded(prompt))
                 yield from gs
-                stream.answer = self._finish(q, mode, prompt, gs.result, t_retrieve, t_prompt, t0, None)
+                stream.answer = self._finish(q, mode, prompt, gs.result, passages, t_retrieve, t_prompt, t0, None)
             except RagError as e:
                 metrics.observe_error(e.code)
                 raise
@@ -327,13 +327,15 @@ class Pipeline:
                 gens = self.generator.generate_batch(
                     prompts, grounded_texts=grounded if any(g is not None for g in grounded) else None
                 )
-            for (i, q, key, _), prompt, gen in zip(todo, prompts, gens):
-                ans = self._finish(q, mode, prompt, gen, t_retrieve, t_prompt, t0, key)
+            for (i, q, key, _), prompt, gen, ps in zip(todo, prompts, gens, retrieved):
+                ans = self._finish(q, mode, prompt, gen, ps, t_retrieve, t_prompt, t0, key)
                 results[i] = ans
         return [a for a in results if a is not None]
 
-    def _finish(self, q: str, mode: str, prompt: Prompt, gen: Generation, t_retrieve: float, t_prompt: float,
-                t0: float, key: str | None) -> Answer:
+    def _finish(self, q: str, mode: str, prompt: Prompt, gen: Generation, retrieved: list[Passage],
+                t_retrieve: float, t_prompt: float, t0: float, key: str | None) -> Answer:
+        """Assemble the Answer: citations are the passages in the prompt, numbered as there; ``passages`` are
+        all retrieved ones (top-k, with scores), of which the prompt may hold fewer (budget, relative cut-off)."""
         citations = [
             Citation(number=n, chunk_id=p.chunk.id, source=p.chunk.source, title=p.chunk.title, page=p.chunk.page,
                      score=float(p.score))
@@ -346,7 +348,7 @@ class Pipeline:
             mode=mode,
             finish_reason=gen.finish_reason,
             citations=citations,
-            passages=list(prompt.passages),
+            passages=list(retrieved),
             tokens=TokenCounts(prompt=gen.prompt_tokens, generated=gen.generated_tokens, reasoning=gen.reasoning_tokens),
             timings=Timings(
                 retrieve_s=t_retrieve,

@@ -141,7 +141,13 @@ class TokenCounts:
 
 @dataclass
 class Answer:
-    """The result of :meth:`rag.Pipeline.ask`."""
+    """The result of :meth:`rag.Pipeline.ask`.
+
+    ``citations`` are the passages that went into the prompt, numbered as there ([1], [2], ...);
+    ``passages`` are all retrieved passages (top-k with scores), of which the prompt may hold fewer.
+    Timings of answers from one ``ask_many`` batch: retrieve/prompt are the batch's per-question averages and
+    generate/total the batch's (they ran together).
+    """
 
     question: str
     text: str

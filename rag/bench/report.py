@@ -145,6 +145,27 @@ def _retrieval_section(recs: list[dict[str, Any]]) -> dict[str, Any]:
                                         for key in sorted(keys, key=order)}}
 
 
+def _groups(by_mode: dict[str, list[dict[str, Any]]], max_values: int = 8) -> dict[str, Any]:
+    """Accuracy split by a question field with a few string values (e.g. HotpotQA ``type``, ``level``)."""
+    values: dict[str, set[str]] = {}
+    for recs in by_mode.values():
+        for r in recs:
+            for key, v in (r.get("extra") or {}).items():
+                if isinstance(v, str):
+                    values.setdefault(key, set()).add(v)
+    out: dict[str, Any] = {}
+    for key, vals in sorted(values.items()):
+        if not 1 < len(vals) <= max_values:
+            continue
+        out[key] = {
+            v: {m: {metric: summarize([r["scores"][metric] for r in recs if (r.get("extra") or {}).get(key) == v])
+                    for metric in ANSWER_METRICS}
+                for m, recs in by_mode.items()}
+            for v in sorted(vals)
+        }
+    return out
+
+
 def build_report(ds: Any, modes: Sequence[str], records: Sequence[dict[str, Any]], *, config: dict[str, Any],
                  run: dict[str, Any]) -> dict[str, Any]:
     """All numbers of one run, from its records (one per mode and question)."""
@@ -173,6 +194,7 @@ def build_report(ds: Any, modes: Sequence[str], records: Sequence[dict[str, Any]
         "modes": {m: _mode_section(by_mode[m]) for m in modes},
         "paired": paired,
         "retrieval": _retrieval_section(by_mode.get("rag", [])),
+        "groups": _groups(by_mode),
     }
 
 
@@ -244,6 +266,16 @@ def render_markdown(report: dict[str, Any]) -> str:
                 )
         lines.append("")
         lines.append("Paired bootstrap (2000 resamples, seed 0); an interval excluding 0 is a difference at 95%.")
+    for key, per_value in report.get("groups", {}).items():
+        lines += ["", f"## Accuracy by `{key}` (contains / F1, %)", "",
+                  "| " + key + " | " + " | ".join(f"{m} n" + f" | {m}" for m in modes) + " |",
+                  "|---|" + "---:|---|" * len(modes)]
+        for v, per_mode in per_value.items():
+            cells = []
+            for m in modes:
+                c, f = per_mode[m]["contains"], per_mode[m]["f1"]
+                cells += [str(c["n"]), f"{_pct(c['mean'])} / {_pct(f['mean'])}"]
+            lines.append(f"| {v} | " + " | ".join(cells) + " |")
     ret = report["retrieval"]
     if ret["n"]:
         lines += ["", f"## Retrieval (rag mode, n={ret['n']}, %, 95% CI)", "", "| metric | value |", "|---|---|"]

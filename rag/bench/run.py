@@ -267,6 +267,8 @@ def make_record(
         "answers": list(q.answers),
         "gold_ids": list(q.gold_ids),
     }
+    if q.extra:
+        rec["extra"] = q.extra
     if answer is None:
         rec.update(prediction="", finish_reason="error", error={"code": getattr(error, "code", "error"),
                                                                "message": str(error)},
@@ -306,41 +308,38 @@ def make_record(
 # --- the run -------------------------------------------------------------------------------------------------
 
 
+_SHARED: dict[str, Any] = {}  # one embedding model for ingest and the pipeline of a run (loading it is slow)
+
+
+def _embedder(settings: Settings) -> Any:
+    from rag.embedding import Embedder  # noqa: PLC0415
+
+    emb = _SHARED.get("embedder")
+    if emb is None or emb.settings != settings.embedding:
+        emb = _SHARED["embedder"] = Embedder(settings.embedding)
+    return emb
+
+
 def _default_build_index(paths: list[Path], index_path: Path, settings: Settings, progress: bool) -> dict[str, Any]:
     from rag.ingest import ingest  # noqa: PLC0415
 
-    rep = ingest(paths, index_path, settings, progress=progress)
+    rep = ingest(paths, index_path, settings, progress=progress, embedder=_embedder(settings))
     return rep.to_dict() if hasattr(rep, "to_dict") else dict(rep)
 
 
 def _default_open_pipeline(index_path: Path | None, settings: Settings) -> Any:
     from rag.pipeline import Pipeline  # noqa: PLC0415
 
-    return Pipeline.open(index_path, settings)
+    emb = _SHARED.get("embedder")
+    if index_path is None or emb is None or emb.settings != settings.embedding:
+        return Pipeline.open(index_path, settings)
+    # ingest just succeeded with this embedding model, so the index was built with it: reuse the loaded model
+    return Pipeline.open(index_path, settings, embedder=emb)
 
 
 def _batches(items: Sequence[Question], size: int) -> Iterator[list[Question]]:
     for i in range(0, len(items), size):
         yield list(items[i:i + size])
-
-
-def _retrieve_full(pipeline: Any, answers: Sequence[Answer], k: int) -> list[list[Chunk] | None]:
-    """The full top-k of each rag answer (the answer's passages are only those put in the prompt)."""
-    out: list[list[Chunk] | None] = []
-    retriever = getattr(pipeline, "retriever", None)
-    pending = []
-    for a in answers:
-        full = getattr(a, "retrieved", None)
-        if full is not None:
-            out.append([p.chunk for p in full])
-        else:
-            out.append(None)
-            pending.append(len(out) - 1)
-    if pending and retriever is not None:
-        got = retriever.retrieve_many([answers[i].question for i in pending], k=k)
-        for i, ps in zip(pending, got):
-            out[i] = [p.chunk for p in ps]
-    return out
 
 
 def run_bench(
@@ -487,10 +486,8 @@ def _run_batch(pipeline: Any, mode: str, todo: list[Question], ds: Dataset, reso
             out += _run_batch(pipeline, mode, [q], ds, resolver, k)
         return out
     wall = (time.perf_counter() - t0) / len(todo)
-    retrieved: list[list[Chunk] | None] = [None] * len(todo)
-    if mode == "rag":
-        retrieved = _retrieve_full(pipeline, answers, k)
+    # Answer.passages are the full top-k retrieved (rag) or the given context (oracle).
     return [
-        make_record(q, mode, a, retrieved=r, resolver=resolver, k=k, wall_s=wall, batch_size=len(todo))
-        for q, a, r in zip(todo, answers, retrieved)
+        make_record(q, mode, a, resolver=resolver, k=k, wall_s=wall, batch_size=len(todo))
+        for q, a in zip(todo, answers)
     ]

@@ -16,14 +16,14 @@ def bench(
                                  "(+ qrels/test.tsv), or documents + queries.jsonl."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N questions."),
     modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated: plain,rag,oracle "
-                                        "[default: all the dataset supports]."),
+                                        "(default: every mode the dataset supports)."),
     k: Optional[int] = typer.Option(None, "-k", help="Passages to retrieve (retrieval metrics at k)."),
     model: Optional[str] = typer.Option(None, "--model", help="Generator: a HF model folder or .gguf file."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
     batch_size: int = typer.Option(1, "--batch-size", help="Questions per ask_many call (>1: batched generation)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: bench-out/<dataset>]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: bench-out/<dataset name>)."),
     index: Optional[Path] = typer.Option(None, "--index", "-i", help="Index folder to ingest into and use "
-                                         "[default: <out>/index]."),
+                                         "(default: <out>/index)."),
     grounded: Optional[bool] = typer.Option(None, "--grounded/--no-grounded", help="Extractive decoding."),
     max_passages: Optional[int] = typer.Option(None, "--max-passages", help="Passages put in the prompt."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),

@@ -6,7 +6,8 @@ Examples::
     rag index info my-index --json
     rag search "who wrote Hamlet?" --index my-index -k 3 --source "*.pdf"
 
-Flags not given on an existing index keep its recorded chunk size, overlap and index type.
+Flags not given on an existing index keep its recorded embedding model, chunk size, overlap
+and index type (then environment variables ``RAG_<SECTION>__<FIELD>`` and defaults apply).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def build_ingest_settings(index: Path, *, include: list[str] | None, exclude: li
                           embedding_model: str | None, batch_size: int | None) -> Settings:
     """Settings from flags; unset chunk/index flags follow the existing index, then env/defaults."""
     base = Settings.build()
-    m = _existing_manifest(index) if (chunk_tokens is None or overlap is None or index_type is None) else None
+    m = _existing_manifest(index) if None in (chunk_tokens, overlap, index_type, embedding_model) else None
     chunk: dict[str, Any] = {}
     if chunk_tokens is not None:
         chunk["chunk_tokens"] = chunk_tokens
@@ -70,6 +71,8 @@ def build_ingest_settings(index: Path, *, include: list[str] | None, exclude: li
     emb: dict[str, Any] = {}
     if embedding_model is not None:
         emb["model"] = embedding_model
+    elif m is not None:
+        emb["model"] = m.embedding_model
     if batch_size is not None:
         emb["batch_size"] = batch_size
     return Settings.build(chunk=chunk, index=idx, ingest=ing, embedding=emb)

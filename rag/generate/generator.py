@@ -233,8 +233,8 @@ class GuardedGenerator:
         on_step: Callable[[list[RowState]], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> list[Generation]:
+        self.warm_up()  # loading is not charged to the request's deadline
         start = time.monotonic()
-        self.warm_up()
         max_new = self.settings.max_new_tokens if max_new_tokens is None else max_new_tokens
         self._validate(prompts, max_new)
         if deadline_s is not None and not deadline_s > 0:
@@ -439,7 +439,10 @@ class GuardedGenerator:
         processors = LogitsProcessorList()
         if any(r.grounded is not None for r in chunk):
             processors.append(
-                GroundedProcessor(self._vocab_strings(), [r.grounded for r in chunk], prompt_len=width, eos_ids=sorted(self._eos_ids))
+                GroundedProcessor(
+                    self._vocab_strings(), [r.grounded for r in chunk], prompt_len=width,
+                    eos_ids=sorted(self._eos_ids), states=states,
+                )
             )
         kwargs: dict[str, Any] = {}
         scheduled = s.temperature_schedule is not None or s.top_p_schedule is not None

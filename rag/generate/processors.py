@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import LogitsProcessor
@@ -74,6 +75,9 @@ class GroundedProcessor(LogitsProcessor):
     visible text, and at the first step any token of the passages is allowed. Leading-space variants of the
     first word come for free: ``" Paris"`` is checked as text, not as a token id. EOS (and stop strings, which
     are whitespace for short answers) are allowed once at least one visible token was generated.
+
+    With ``states`` (the RowStates of the generation's GuardCriteria) the answer so far is the guard's decoded
+    answer text and rows that are inside ``<think>`` are left unconstrained: only the answer is extractive.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class GroundedProcessor(LogitsProcessor):
         *,
         prompt_len: int,
         eos_ids: Sequence[int],
+        states: Sequence[Any] | None = None,
         top_k: int = 64,
         wide_k: int = 1024,
     ) -> None:
@@ -97,6 +102,7 @@ class GroundedProcessor(LogitsProcessor):
         self.wide_k = wide_k
         self.answers = [""] * len(passages)
         self.seen = 0
+        self.states = states
 
     def allowed(self, row: int, token_id: int) -> bool:
         piece = self.token_strs[token_id] if token_id < len(self.token_strs) else ""
@@ -109,7 +115,10 @@ class GroundedProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         generated = input_ids.shape[1] - self.prompt_len
-        if generated > self.seen:
+        if self.states is not None:  # the guard's decoded text: exact, and it knows when the row is thinking
+            for row, st in enumerate(self.states):
+                self.answers[row] = "" if st.phase == "think" else st.text[st.answer_start or 0:]
+        elif generated > self.seen:
             for row, tok in enumerate(input_ids[:, -1].tolist()):
                 if tok not in self.eos_ids and tok < len(self.token_strs):
                     self.answers[row] += self.token_strs[tok]
@@ -119,7 +128,9 @@ class GroundedProcessor(LogitsProcessor):
         k = min(self.top_k, vocab)
         top = torch.topk(scores, k, dim=-1).indices.tolist()
         for row in range(scores.shape[0]):
-            if self.corpora[row] is None:  # this row is not grounded
+            st = self.states[row] if self.states is not None else None
+            if self.corpora[row] is None or (st is not None and (st.phase == "think" or st.reason is not None)):
+                # not grounded, still thinking (reasoning is not constrained, only the answer), or finished
                 out[row] = scores[row]
                 continue
             has_text = bool(self.answers[row].strip())

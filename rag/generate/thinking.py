@@ -1,7 +1,7 @@
 """Reasoning models: keeping ``<think>...</think>`` apart from the answer.
 
 Example:
-    >>> split_thinking("<think>2+2 is 4</think>\\n\\n4", starts_in_think=False)
+    >>> split_thinking("<think>2+2 is 4</think>4", starts_in_think=False)
     ('2+2 is 4', '4', True)
     >>> split_thinking("still thinking", starts_in_think=True)
     ('still thinking', '', False)

@@ -86,7 +86,18 @@ class Index:
         and different from the one the index was built with). ``verify`` checks sha256 sums.
         """
         root = Path(path).expanduser()
-        gen = committed_generation(root)
+        for attempt in range(3):
+            gen = committed_generation(root)
+            try:
+                return cls._open_generation(root, gen, embedding_model_id, verify)
+            except IndexCorruptError:
+                # a writer may have committed and removed this generation while we read it
+                if attempt == 2 or read_current(root) == gen.name:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open_generation(cls, root: Path, gen: Path, embedding_model_id: str | None, verify: bool) -> "Index":
         try:
             manifest = read_manifest(gen)
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -152,9 +152,11 @@ class Batcher:
         if self.supervisor.state in ("failed", "stopped"):
             err = self.supervisor.last_error
             msg = f"the model worker is not available ({err['message']})" if err else "the model worker is not available"
+            metrics.observe_error(UnavailableError.code)
             raise UnavailableError(msg)
         if len(self.queue) >= self.config.max_queue:
             self.stats["rejected"] += 1
+            metrics.observe_error(OverloadedError.code)
             raise OverloadedError(f"the request queue is full ({self.config.max_queue} waiting); try again shortly")
         loop = asyncio.get_running_loop()
         now = loop.time()

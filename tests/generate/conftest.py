@@ -12,6 +12,15 @@ from rag.models import resolve_generator_model
 from rag.schema import Prompt
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine two threads contend and run several times slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def smol_dir() -> Path:
     return resolve_generator_model(BUNDLED_GENERATOR)

@@ -107,3 +107,13 @@ def test_cuda_precisions(tiny_dir, make_prompt, precision):
 def test_cuda_offloaded_cache(tiny_dir, make_prompt):
     s = Settings.build(generate={"model": str(tiny_dir), "device": "cuda", "offload_kv_cache": True, "max_new_tokens": 4})
     assert GuardedGenerator(s.generate).generate(make_prompt("hi")).generated_tokens >= 1
+
+
+def test_batches_are_chunked_and_order_kept(tiny_gen, make_prompt):
+    gen = tiny_gen(max_batch_size=2, max_new_tokens=4, temperature=1.0)
+    prompts = [make_prompt("Q" + "?" * (5 - i)) for i in range(5)]  # lengths differ: sorted internally
+    gens = gen.generate_batch(prompts)
+    assert sorted(g.batch_size for g in gens) == [1, 2, 2, 2, 2]
+    assert [g.prompt_tokens for g in gens] == [len(p.input_ids) for p in prompts]
+    with pytest.raises(InvalidInputError, match="grounded_texts"):
+        gen.generate_batch(prompts, grounded_texts=[["x"]])

@@ -79,3 +79,12 @@ def test_grounded_real_model(real_gen, make_prompt):
     g = real_gen.generate(p, grounded_texts=passages, max_new_tokens=16)
     assert g.text
     _assert_grounded(g.text, passages)
+
+
+def test_grounded_constrains_only_the_answer_of_a_reasoning_prompt(tiny_gen, make_prompt):
+    gen = tiny_gen(max_new_tokens=16, temperature=1.0, thinking_budget=4)
+    passages = ["Mount Everest is 8849 metres high."]
+    g = gen.generate(make_prompt("How high is Everest?", think=True, prefix="", stop=("\n",)), grounded_texts=passages)
+    assert g.reasoning_tokens >= 4 and g.thinking
+    assert g.text
+    _assert_grounded(g.text, passages)

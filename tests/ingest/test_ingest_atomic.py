@@ -41,7 +41,7 @@ def test_sigkill_leaves_old_or_new_and_rerun_completes(tmp_path, xquad_dir, embe
     s = Settings.build()
     r1 = ingest([corpus], idx, s, embedder=embedder, progress=False)
     v1, n1 = r1.version, r1.chunks_total
-    corpus.write_text("\n".join(lines) + "\n")  # now 240 documents
+    corpus.write_text("\n".join(lines[:60]) + "\n")  # now 60 documents
 
     # 1) killed right before the CURRENT switch: the old generation stays committed
     p = rag_ingest([corpus, "--index", idx], {"RAG_INGEST_CRASH_AT": "before_current"})
@@ -50,7 +50,8 @@ def test_sigkill_leaves_old_or_new_and_rerun_completes(tmp_path, xquad_dir, embe
         assert (i.version, len(i)) == (v1, n1)
     assert leftovers(idx, i.generation_dir.name)  # the uncommitted generation is left behind...
 
-    # 2) killed from outside in the middle of embedding
+    # 2) killed from outside in the middle of embedding (240 documents: takes a while)
+    corpus.write_text("\n".join(lines) + "\n")
     p = rag_ingest([corpus, "--index", idx])
     deadline = time.time() + 240
     while time.time() < deadline and not any(x.name.startswith(".tmp-") for x in idx.iterdir()):
@@ -62,15 +63,16 @@ def test_sigkill_leaves_old_or_new_and_rerun_completes(tmp_path, xquad_dir, embe
         assert (i.version, len(i)) == (v1, n1)
 
     # 3) killed after the switch, before cleanup: the new generation is committed
+    corpus.write_text("\n".join(lines[:60]) + "\n")
     p = rag_ingest([corpus, "--index", idx], {"RAG_INGEST_CRASH_AT": "before_cleanup"})
     assert p.wait(timeout=240) == -signal.SIGKILL
     with Index.open(idx) as i:
-        assert i.version != v1 and i.count_documents() == 240
+        assert i.version != v1 and i.count_documents() == 60
         n_full = len(i)
 
     # a re-run completes: nothing to embed, correct counts, leftovers cleaned up
     r = ingest([corpus], idx, s, embedder=embedder, progress=False)
-    assert not r.committed and r.unchanged == 240 and r.chunks_total == n_full
+    assert not r.committed and r.unchanged == 60 and r.chunks_total == n_full
     with Index.open(idx) as i:
         assert leftovers(idx, i.generation_dir.name) == []
 
@@ -131,3 +133,35 @@ def test_in_process_writers_serialise(tmp_path, embedder):
     assert sorted(r.committed for r in results) == [False, True]
     with write_lock(tmp_path / "i", 0):
         pass
+
+
+def test_readers_never_see_a_broken_index_while_writing(tmp_path, embedder):
+    doc = tmp_path / "a.txt"
+    doc.write_text("version 0")
+    idx = tmp_path / "i"
+    ingest([doc], idx, Settings.build(), embedder=embedder, progress=False)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    opened = [0]
+
+    def reader():
+        while not stop.is_set():
+            try:
+                with Index.open(idx) as i:
+                    assert len(i) == 1 and next(i.iter_chunks()).text.startswith("version")
+                opened[0] += 1
+                time.sleep(0.01)
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+                return
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        for n in range(1, 6):
+            doc.write_text(f"version {n}")
+            assert ingest([doc], idx, Settings.build(), embedder=embedder, progress=False).committed
+    finally:
+        stop.set()
+        th.join()
+    assert not errors and opened[0] > 0

@@ -190,3 +190,28 @@ def test_stream_tokens_then_answer():
         assert events[-1][0] == "answer" and events[-1][1]["answer"] == "a b c "
 
     run(main())
+
+
+def test_silent_worker_is_replaced():
+    async def main():
+        s = spec()
+        s.heartbeat_timeout_s = 1.0
+        b = await started(Batcher(s, BatcherConfig(max_wait_ms=0)))
+        try:
+            pid = b.supervisor.pid
+            task = asyncio.create_task(b.ask("sleep:3", Params(timeout_s=30)))
+            await asyncio.sleep(0.3)
+            os.kill(pid, signal.SIGSTOP)  # alive but not answering
+            t = time.monotonic()
+            with pytest.raises(UnavailableError) as ei:
+                await task
+            assert time.monotonic() - t < 3 and "heartbeat" in str(ei.value)
+            t = time.monotonic()
+            while not b.ready:
+                assert time.monotonic() - t < 20
+                await asyncio.sleep(0.05)
+            assert b.supervisor.pid != pid and b.status()["status"] == "ready"
+        finally:
+            await b.stop()
+
+    run(main())

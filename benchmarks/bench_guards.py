@@ -2,7 +2,7 @@
 
     python benchmarks/bench_guards.py --prompts 10 --new-tokens 64 --reps 2 --threads 1
 
-Both sides decode greedily with EOS disabled (``min_new_tokens == max_new_tokens``) on the same prompts
+Both sides call model.generate with the same kwargs (pad/eos ids, greedy) with EOS disabled (``min_new_tokens == max_new_tokens``) on the same prompts
 (chat template applied), so both generate the same number of tokens unless a guard fires (counted and
 reported). Runs are interleaved (bare/guarded, the order alternating per repetition) so drift of a shared
 machine hits both alike. The guarded side uses the default guard settings (deadline, loop, stall, stop
@@ -67,12 +67,13 @@ def main() -> None:
         text = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
         prompts.append(Prompt(text=text, input_ids=tok.encode(text, add_special_tokens=False), passages=[], question=q, budget=0))
     n = args.new_tokens
+    eos = sorted(gen._eos_ids)  # the same generate kwargs the guarded side passes
 
     def bare(p: Prompt) -> int:
         x = torch.tensor([p.input_ids])
         with torch.inference_mode():
             out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, min_new_tokens=n,
-                                 do_sample=False, pad_token_id=tok.pad_token_id)
+                                 do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=eos, top_k=None)
         return out.shape[1] - x.shape[1]
 
     def guarded(p: Prompt) -> int:

@@ -66,6 +66,8 @@ def start_server(index: Path, max_batch: int, args: argparse.Namespace, log: Pat
     cmd = [sys.executable, "-m", "rag", "serve", "--index", str(index), "--host", "127.0.0.1", "--port", str(port),
            "--max-batch-size", str(max_batch), "--max-wait-ms", str(args.max_wait_ms), "--max-queue", "1024",
            "--max-new-tokens", str(args.max_new_tokens), "--timeout", "300", "--no-cache", "--log-level", "warning"]
+    if args.worker_threads:
+        cmd += ["--worker-threads", str(args.worker_threads)]
     proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT)  # noqa: SIM115
     url = f"http://127.0.0.1:{port}"
     t = time.monotonic()
@@ -154,6 +156,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=20.0)
     ap.add_argument("--batch-sizes", default="8,1", help="server --max-batch-size values to compare")
+    ap.add_argument("--worker-threads", type=int, default=None, help="server --worker-threads")
     ap.add_argument("--ready-timeout", type=float, default=300.0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
@@ -194,7 +197,7 @@ def main() -> None:
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "load_average_at_end": [round(x, 2) for x in load_avg],
         "clients": args.clients, "requests": args.requests, "warmup": args.warmup,
-        "max_new_tokens": args.max_new_tokens, "max_wait_ms": args.max_wait_ms,
+        "max_new_tokens": args.max_new_tokens, "max_wait_ms": args.max_wait_ms, "worker_threads": args.worker_threads,
         "model": "bundled:SmolLM2-135M-Instruct (CPU)", "mode": "rag", "answer_cache": "off",
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +209,8 @@ def main() -> None:
         f"Date: {meta['date']}; Python {meta['python']}; {meta['cpus']} CPUs shared with other jobs "
         f"(load average at end {', '.join(map(str, meta['load_average_at_end']))}).  ",
         f"Server and load generator on 127.0.0.1 (separate processes); {meta['model']}, mode rag, answer cache off, "
-        f"max_new_tokens {args.max_new_tokens}, max wait {args.max_wait_ms:g} ms. {args.clients} closed-loop clients, "
+        f"max_new_tokens {args.max_new_tokens}, max wait {args.max_wait_ms:g} ms, worker threads "
+        f"{args.worker_threads or 'default'}. {args.clients} closed-loop clients, "
         f"{args.requests} measured requests per configuration after {args.warmup} warm-up requests.",
         "",
         "| max batch | ok | errors | throughput (req/s) | gen tokens/s | p50 (s) | p95 (s) | p99 (s) | mean batch |",

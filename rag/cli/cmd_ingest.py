@@ -107,21 +107,24 @@ def ingest_cmd(
     d = report.to_dict()
     docs, chunks = d["documents"], d["chunks"]
     state = "committed " + report.version if report.committed else "unchanged (nothing to do)"
-    line = (f"{report.index}: {state}; documents +{docs['added']} ~{docs['updated']} -{docs['removed']}"
-            f" ={docs['unchanged']}, chunks +{chunks['added']} -{chunks['removed']} (total {chunks['total']});"
-            f" {d['timings']['total_s']:.1f}s")
+    line = (f"{report.index}: {state}; documents: {docs['added']} added, {docs['updated']} updated,"
+            f" {docs['removed']} removed, {docs['unchanged']} unchanged, {docs['skipped']} skipped;"
+            f" chunks: +{chunks['added']} -{chunks['removed']} (total {chunks['total']}); {d['timings']['total_s']:.1f}s")
     if report.chunks_embedded:
         line += f", embedded {report.chunks_embedded} at {d['timings']['chunks_per_s']} chunks/s"
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     for w in report.warnings:
         err_console.print(f"warning: {w}", markup=False, highlight=False)
-    if report.skipped:
+    if report.skipped and quiet:
+        err_console.print(f"skipped {len(report.skipped)} file(s)/line(s) (--json lists the reasons)",
+                          markup=False, highlight=False)
+    elif report.skipped:
         err_console.print(f"skipped {len(report.skipped)} file(s)/line(s):", markup=False, highlight=False)
-        shown = report.skipped if not quiet else report.skipped[:0]
-        for s in shown[:50]:
+        for s in report.skipped[:50]:
             err_console.print(f"  {s['source']}: {s['reason']}", markup=False, highlight=False, soft_wrap=True)
-        if len(shown) > 50:
-            err_console.print(f"  ... and {len(shown) - 50} more (--json lists all)", markup=False, highlight=False)
+        if len(report.skipped) > 50:
+            err_console.print(f"  ... and {len(report.skipped) - 50} more (--json lists all)", markup=False,
+                              highlight=False)
 
 
 @index_app.command("info")

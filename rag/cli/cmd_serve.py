@@ -31,6 +31,8 @@ def serve(
     timeout: float = typer.Option(60.0, "--timeout", help="Default deadline per request, seconds."),
     max_body_kb: int = typer.Option(64, "--max-body-kb", help="Largest request body, KiB (413 above)."),
     heartbeat_timeout: float = typer.Option(15.0, "--heartbeat-timeout", help="Restart a worker silent this long, s."),
+    worker_threads: Optional[int] = typer.Option(
+        None, "--worker-threads", help="Compute threads of the model worker (default: torch's; 1 on a busy CPU)."),
     model: Optional[str] = typer.Option(None, "--model", help="Generator: a HF model folder or .gguf file."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Default max_new_tokens."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the answer cache."),
@@ -48,6 +50,8 @@ def serve(
     _check("--max-body-kb", max_body_kb, 1, 1_048_576)
     _check("--heartbeat-timeout", heartbeat_timeout, 1, 3600)
     _check("--port", port, 0, 65535)
+    if worker_threads is not None:
+        _check("--worker-threads", worker_threads, 1, 1024)
     if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError(f"--log-level = {log_level!r}: must be one of debug, info, warning, error, critical")
     if index is not None and not index.is_dir():
@@ -67,5 +71,6 @@ def serve(
         timeout_s=timeout,
         max_body_bytes=max_body_kb * 1024,
         heartbeat_timeout_s=heartbeat_timeout,
+        worker_threads=worker_threads,
     )
     run(config, host=host, port=port, log_level=log_level.lower())

@@ -17,6 +17,8 @@ from rich.text import Text
 class _RateColumn(ProgressColumn):
     def render(self, task: Any) -> Text:
         speed = task.finished_speed or task.speed
+        if not speed and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed
         return Text(f"{speed:,.0f} chunks/s" if speed else "- chunks/s", style="progress.data.speed")
 
 

@@ -76,6 +76,7 @@ class ServeConfig:
     max_body_bytes: int = 64 * 1024
     heartbeat_timeout_s: float = 15.0
     factory: str = DEFAULT_FACTORY
+    worker_threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -264,6 +265,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         settings_data=settings.model_dump(mode="json"),
         factory=config.factory,
         heartbeat_timeout_s=config.heartbeat_timeout_s,
+        threads=config.worker_threads,
     )
     batcher_config = BatcherConfig(
         max_batch_size=config.max_batch_size,

@@ -182,6 +182,9 @@ class Batcher:
         except asyncio.TimeoutError:
             self._fail(job, self._timeout_error(job))
             return job.future.result()  # raises the timeout error
+        except asyncio.CancelledError:  # the caller went away: do not run it if still queued
+            self._fail(job, UnavailableError("the client disconnected"), count=False)
+            raise
         finally:
             self._forget(job)
 

@@ -195,8 +195,17 @@ def _run_stream(pipeline: Any, send: Callable[[tuple], None], msg: tuple) -> Non
     send(("stream_done", job_id))
 
 
+def _limit_threads(n: int) -> None:
+    """Use ``n`` compute threads (before torch loads; also applied to torch if it already has)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import torch  # noqa: PLC0415
+
+    torch.set_num_threads(n)
+
+
 def worker_main(factory: str, index_path: str | None, settings_data: dict[str, Any] | None,
-                req_conn: Any, res_conn: Any, heartbeat_s: float) -> None:
+                req_conn: Any, res_conn: Any, heartbeat_s: float, threads: int | None = None) -> None:
     """Entry point of the worker process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
     lock = threading.Lock()
@@ -216,6 +225,8 @@ def worker_main(factory: str, index_path: str | None, settings_data: dict[str, A
 
     threading.Thread(target=beat, name="rag-heartbeat", daemon=True).start()
     try:
+        if threads:
+            _limit_threads(threads)
         settings = None
         if settings_data is not None:
             from rag.config import Settings  # noqa: PLC0415
@@ -260,7 +271,9 @@ class WorkerSpec:
     factory: str = DEFAULT_FACTORY
     heartbeat_s: float = 0.5
     heartbeat_timeout_s: float = 15.0
+    boot_timeout_s: float = 120.0  # until the worker's first message (interpreter start, first imports)
     restart_backoff_s: tuple[float, float] = (0.5, 30.0)  # first, max
+    threads: int | None = None  # torch/OpenMP threads in the worker; None: the library default
 
 
 @dataclass
@@ -274,6 +287,7 @@ class _Generation:
     started: float
     last_seen: float
     ready: bool = False
+    heard: bool = False  # any message yet (the heartbeat thread starts after the interpreter boots)
     pid: int | None = None
     closed: threading.Event = field(default_factory=threading.Event)
 
@@ -363,7 +377,8 @@ class Supervisor:
         res_r, res_w = self.ctx.Pipe(duplex=False)
         p = self.ctx.Process(
             target=worker_main,
-            args=(self.spec.factory, self.spec.index_path, self.spec.settings_data, req_r, res_w, self.spec.heartbeat_s),
+            args=(self.spec.factory, self.spec.index_path, self.spec.settings_data, req_r, res_w, self.spec.heartbeat_s,
+                  self.spec.threads),
             name=f"rag-worker-{self._number}",
             daemon=True,
         )
@@ -390,6 +405,7 @@ class Supervisor:
                 log.warning("bad message from worker %d: %r", g.number, e)
                 break
             g.last_seen = time.monotonic()
+            g.heard = True
             try:
                 loop.call_soon_threadsafe(self._dispatch, g, msg)
             except RuntimeError:
@@ -475,12 +491,17 @@ class Supervisor:
         now = time.monotonic()
         if g is None:
             if self._restart_at is not None and now >= self._restart_at:
-                self._restart_at = None
-                self._spawn()
+                try:
+                    self._spawn()
+                    self._restart_at = None
+                except Exception:  # noqa: BLE001 - e.g. out of processes: try again later
+                    log.exception("could not start a worker")
+                    self._restart_at = now + self._backoff
+                    self._backoff = min(self._backoff * 2, self.spec.restart_backoff_s[1])
             return
         if not g.process.is_alive():
             self._died(g, f"worker process exited (exit code {g.process.exitcode})")
-        elif now - g.last_seen > self.spec.heartbeat_timeout_s:
+        elif now - g.last_seen > (self.spec.heartbeat_timeout_s if g.heard else self.spec.boot_timeout_s):
             self._died(g, f"no heartbeat for {now - g.last_seen:.1f}s")
         elif self.watch_deadline is not None and self._loop is not None and self._loop.time() > self.watch_deadline:
             self._died(g, "a job ran far past its deadline")

@@ -41,7 +41,7 @@ def test_sigkill_leaves_old_or_new_and_rerun_completes(tmp_path, xquad_dir, embe
     s = Settings.build()
     r1 = ingest([corpus], idx, s, embedder=embedder, progress=False)
     v1, n1 = r1.version, r1.chunks_total
-    corpus.write_text("\n".join(lines[:60]) + "\n")  # now 60 documents
+    corpus.write_text("\n".join(lines[:40]) + "\n")  # now 40 documents
 
     # 1) killed right before the CURRENT switch: the old generation stays committed
     p = rag_ingest([corpus, "--index", idx], {"RAG_INGEST_CRASH_AT": "before_current"})
@@ -63,16 +63,16 @@ def test_sigkill_leaves_old_or_new_and_rerun_completes(tmp_path, xquad_dir, embe
         assert (i.version, len(i)) == (v1, n1)
 
     # 3) killed after the switch, before cleanup: the new generation is committed
-    corpus.write_text("\n".join(lines[:60]) + "\n")
+    corpus.write_text("\n".join(lines[:40]) + "\n")
     p = rag_ingest([corpus, "--index", idx], {"RAG_INGEST_CRASH_AT": "before_cleanup"})
     assert p.wait(timeout=240) == -signal.SIGKILL
     with Index.open(idx) as i:
-        assert i.version != v1 and i.count_documents() == 60
+        assert i.version != v1 and i.count_documents() == 40
         n_full = len(i)
 
     # a re-run completes: nothing to embed, correct counts, leftovers cleaned up
     r = ingest([corpus], idx, s, embedder=embedder, progress=False)
-    assert not r.committed and r.unchanged == 60 and r.chunks_total == n_full
+    assert not r.committed and r.unchanged == 40 and r.chunks_total == n_full
     with Index.open(idx) as i:
         assert leftovers(idx, i.generation_dir.name) == []
 

@@ -42,7 +42,7 @@ def server(tmp_path_factory):
     srv = ServerProcess(
         root / "index", root / "server.log",
         "--api-key", KEY, "--max-queue", "2", "--max-batch-size", "4", "--max-wait-ms", "20",
-        "--max-new-tokens", "8", "--timeout", "60", "--no-cache", "--heartbeat-timeout", "20",
+        "--max-new-tokens", "8", "--timeout", "60", "--no-cache", "--heartbeat-timeout", "20", "--worker-threads", "1",
     )
     try:
         srv.wait_ready()

@@ -134,6 +134,7 @@ class GenerateSettings(_Section):
     offload_kv_cache: bool = False
     gradient_checkpointing: bool = False
     max_batch_size: int = Field(8, ge=1, le=1024)
+    threads: int | None = Field(None, ge=1, le=1024, description="torch CPU threads (process-wide); None: torch's default")
 
     @model_validator(mode="after")
     def _check(self) -> "GenerateSettings":

@@ -105,6 +105,8 @@ class GuardedGenerator:
         with self._lock:
             if self._model is not None:
                 return
+            if self.settings.threads is not None:
+                torch.set_num_threads(self.settings.threads)  # process-wide: fewer threads win on a busy CPU
             path = resolve_generator_model(self.settings.model, self.cache_dir)
             model, tok = load_model(path, self.device, self.dtype)
             if self.settings.gradient_checkpointing:

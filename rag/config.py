@@ -96,6 +96,7 @@ class RetrieveSettings(_Section):
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0)
     fetch_k: int = Field(50, ge=1, le=10_000, description="candidates fetched before fusion/MMR/filter")
     score_threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    expand_neighbors: int = Field(1, ge=0, le=50, description="grow each passage by this many adjacent chunks of its document (same page)")
 
 
 class PromptSettings(_Section):

@@ -38,6 +38,7 @@ from rag.generate import GuardedGenerator
 from rag.index import Index
 from rag.prompt import PromptBuilder, clean_question
 from rag.retrieve import Retriever
+from rag.retrieve.expand import expand_passages
 from rag.schema import Answer, Chunk, Citation, Generation, Passage, Prompt, TokenCounts, Timings, answer_from_dict
 
 Mode = Literal["rag", "plain", "oracle"]
@@ -207,7 +208,7 @@ class Pipeline:
             try:
                 q, passages, t_retrieve = self._prepare(question, mode, None, where, k)
                 t1 = time.perf_counter()
-                prompt = self._build(q, passages, mode)
+                prompt = self._build(q, self._expand(passages), mode)
                 t_prompt = time.perf_counter() - t1
                 gs = self.generator.stream(prompt, grounded_texts=self._grounded(prompt))
                 yield from gs
@@ -254,6 +255,12 @@ class Pipeline:
         return self._prompt_builder().build(
             q, passages, self.settings.generate.max_new_tokens, mode="plain" if mode == "plain" else "rag"
         )
+
+    def _expand(self, passages: list[Passage]) -> list[Passage]:
+        """Grow passages into their neighbouring chunks (see rag.retrieve.expand) before the prompt is built."""
+        if self.index is None or not passages:
+            return passages
+        return expand_passages(passages, self.index.document_chunks, self.settings.retrieve.expand_neighbors)
 
     def _grounded(self, prompt: Prompt) -> list[str] | None:
         if self.settings.prompt.grounded and prompt.passages:
@@ -318,7 +325,7 @@ class Pipeline:
                 retrieved = [[] for _ in todo]
             t_retrieve = (time.perf_counter() - t) / len(todo)
             t = time.perf_counter()
-            prompts = [self._build(q, ps, mode) for (_, q, _, _), ps in zip(todo, retrieved)]
+            prompts = [self._build(q, self._expand(ps), mode) for (_, q, _, _), ps in zip(todo, retrieved)]
             t_prompt = (time.perf_counter() - t) / len(todo)
             grounded = [self._grounded(p) for p in prompts]
             if len(prompts) == 1:

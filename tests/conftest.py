@@ -32,3 +32,30 @@ def xquad_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"dataset not found: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The real bundled generator (SmolLM2-135M-Instruct), loaded once per test session."""
+    from rag.config import GenerateSettings
+    from rag.generate import GuardedGenerator
+
+    gen = GuardedGenerator(GenerateSettings())
+    gen.warm_up()
+    return gen
+
+
+@pytest.fixture(scope="session")
+def xquad_ingest(tmp_path_factory, xquad_dir, embedder):
+    """xquad_en's corpus ingested once per session with the real embedding model: (index path, IngestReport)."""
+    from rag.config import Settings
+    from rag.ingest import ingest
+
+    path = tmp_path_factory.mktemp("xquad-index") / "index"
+    report = ingest([xquad_dir / "corpus.jsonl"], path, Settings.build(), embedder=embedder, progress=False)
+    return path, report
+
+
+@pytest.fixture(scope="session")
+def xquad_index(xquad_ingest) -> Path:
+    return xquad_ingest[0]

@@ -179,6 +179,10 @@ class Index:
         """Chunks by chunk id, in the given order; unknown ids are left out."""
         return self._store.get_chunks_by_ids(list(ids))
 
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        """All chunks of one document in reading order (page, then character offset)."""
+        return self._store.chunks_of_document(doc_id)
+
     def iter_chunks(self) -> Iterator[Chunk]:
         """Every chunk, in insertion order (streamed from the store)."""
         return self._store.iter_chunks()

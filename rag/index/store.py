@@ -204,6 +204,12 @@ class ChunkStore:
                     found[r[1]] = _chunk(r)
         return [found[i] for i in ids if i in found]
 
+    def chunks_of_document(self, doc_id: str) -> list[Chunk]:
+        """All chunks of one document in reading order (page, then offset)."""
+        with self._lock:
+            q = f"SELECT {_CHUNK_COLS} FROM chunks WHERE doc_id = ? ORDER BY COALESCE(page, 0), start, row"
+            return [_chunk(r) for r in self._conn.execute(q, (doc_id,))]
+
     def rows_for_ids(self, ids: Sequence[str]) -> dict[str, int]:
         with self._lock:
             out: dict[str, int] = {}

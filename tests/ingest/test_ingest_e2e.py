@@ -6,20 +6,18 @@ import json
 
 import pytest
 
-from rag.config import Settings
 from rag.index import Index
-from rag.ingest import ingest
 
 
 @pytest.mark.slow
-def test_xquad_recall_at_5(tmp_path, xquad_dir, embedder):
-    report = ingest([xquad_dir / "corpus.jsonl"], tmp_path / "idx", Settings.build(), embedder=embedder, progress=False)
+def test_xquad_recall_at_5(xquad_ingest, xquad_dir, embedder):
+    path, report = xquad_ingest
     assert report.committed and report.added == 240 and not report.skipped
     queries = [json.loads(x) for x in (xquad_dir / "queries.jsonl").read_text().splitlines() if x.strip()]
     # 50 questions spread over the whole set
     step = max(1, len(queries) // 50)
     sample = queries[::step][:50]
-    with Index.open(tmp_path / "idx", embedding_model_id=embedder.model_id) as idx:
+    with Index.open(path, embedding_model_id=embedder.model_id) as idx:
         assert idx.count_documents() == 240
         hits = idx.search(embedder.encode([q["text"] for q in sample]), k=5)
     found = sum(bool({c.doc_id for c, _ in h} & set(q["gold_ids"])) for q, h in zip(sample, hits))

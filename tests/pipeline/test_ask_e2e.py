@@ -22,9 +22,9 @@ def xquad_pipeline(xquad_index, generator) -> Pipeline:
 
 
 def _questions(xquad_dir, n):
-    # Spread over the whole set (every 40th question) rather than the first article only.
+    # Spread over the whole set (every 20th question) rather than the first article only.
     lines = (xquad_dir / "queries.jsonl").read_text().splitlines()
-    return [json.loads(l) for l in lines[:: max(1, len(lines) // n)]][:n]
+    return [json.loads(l) for l in lines[::20]][:n]
 
 
 def test_rag_beats_plain_and_cites_gold(xquad_pipeline, xquad_dir):
@@ -39,7 +39,8 @@ def test_rag_beats_plain_and_cites_gold(xquad_pipeline, xquad_dir):
         doc_of = {p.chunk.id: p.chunk.doc_id for p in a.passages}
         cited_gold += any(doc_of.get(c.chunk_id) in q["gold_ids"] for c in a.citations)
     print(f"rag contains {rag_hits}/{len(qs)}, plain {plain_hits}/{len(qs)}, gold cited {cited_gold}/{len(qs)}")
-    assert rag_hits >= plain_hits + 5, (rag_hits, plain_hits)
+    # "contains" here is whole-word containment of a normalised gold answer (rag.bench.scoring).
+    assert rag_hits >= plain_hits + 5 and rag_hits >= 2 * plain_hits, (rag_hits, plain_hits)
     assert cited_gold >= 0.8 * len(qs)
     for a in rag_answers + plain_answers:
         assert a.finish_reason in {"stop", "length", "loop", "stall"}

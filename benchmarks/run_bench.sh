@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The accuracy/speed benchmarks of benchmarks/README.md: plain vs rag vs oracle on the four shared datasets.
+# Two datasets run at a time, one torch thread each (2 cores). Resumable: re-running continues where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+D=../shared/datasets
+OUT=benchmarks/results/bench
+export RAG_GENERATE__THREADS=1
+run() { rag bench -d "$D/$1" --limit "$2" --out "$OUT/$1" --index "indexes/bench-$1" --no-progress > "$OUT/$1.log" 2>&1; }
+mkdir -p "$OUT"
+( run nq_open_oracle 300; run hotpotqa_hipporag100 100 ) &
+( run xquad_en 300; run xquad_zh 300 ) &
+wait
+python benchmarks/summarize.py > "$OUT/SUMMARY.md"

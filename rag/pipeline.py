@@ -210,7 +210,7 @@ class Pipeline:
                 t1 = time.perf_counter()
                 prompt = self._build(q, self._expand(passages), mode)
                 t_prompt = time.perf_counter() - t1
-                gs = self.generator.stream(prompt, grounded_texts=self._grounded(prompt))
+                gs = self.generator.stream(prompt, grounded_texts=self._grounded(prompt), **self._per_call())
                 yield from gs
                 stream.answer = self._finish(q, mode, prompt, gs.result, passages, t_retrieve, t_prompt, t0, None)
             except RagError as e:
@@ -261,6 +261,11 @@ class Pipeline:
         if self.index is None or not passages:
             return passages
         return expand_passages(passages, self.index.document_chunks, self.settings.retrieve.expand_neighbors)
+
+    def _per_call(self) -> dict[str, Any]:
+        """The pipeline's own deadline and length, passed on every call (a shared generator may differ)."""
+        g = self.settings.generate
+        return {"deadline_s": g.timeout_s, "max_new_tokens": g.max_new_tokens}
 
     def _grounded(self, prompt: Prompt) -> list[str] | None:
         if self.settings.prompt.grounded and prompt.passages:
@@ -329,10 +334,11 @@ class Pipeline:
             t_prompt = (time.perf_counter() - t) / len(todo)
             grounded = [self._grounded(p) for p in prompts]
             if len(prompts) == 1:
-                gens = [self.generator.generate(prompts[0], grounded_texts=grounded[0])]
+                gens = [self.generator.generate(prompts[0], grounded_texts=grounded[0], **self._per_call())]
             else:
                 gens = self.generator.generate_batch(
-                    prompts, grounded_texts=grounded if any(g is not None for g in grounded) else None
+                    prompts, grounded_texts=grounded if any(g is not None for g in grounded) else None,
+                    **self._per_call(),
                 )
             for (i, q, key, _), prompt, gen, ps in zip(todo, prompts, gens, retrieved):
                 ans = self._finish(q, mode, prompt, gen, ps, t_retrieve, t_prompt, t0, key)

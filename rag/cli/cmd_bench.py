@@ -26,6 +26,11 @@ def bench(
                                          "(default: <out>/index)."),
     grounded: Optional[bool] = typer.Option(None, "--grounded/--no-grounded", help="Extractive decoding."),
     max_passages: Optional[int] = typer.Option(None, "--max-passages", help="Passages put in the prompt."),
+    no_cache: bool = typer.Option(True, "--no-cache/--cache", help="Answer cache off (default: every answer is "
+                                  "computed, so latencies are real) or on."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Disk cache folder (with --cache)."),
+    redis_url: Optional[str] = typer.Option(None, "--redis-url", help="redis:// URL of a shared cache (with --cache)."),
+    metrics_file: Optional[Path] = typer.Option(None, "--metrics-file", help="Write the final Prometheus metrics here."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
 ) -> None:
@@ -39,14 +44,21 @@ def bench(
     if limit is not None and limit < 1:
         raise InvalidInputError(f"--limit = {limit}: must be >= 1")
     settings = settings_from_flags(k=k, model=model, max_new_tokens=max_new_tokens, grounded=grounded,
-                                   max_passages=max_passages, no_cache=True)
+                                   max_passages=max_passages, no_cache=no_cache, cache_dir=cache_dir,
+                                   redis_url=redis_url)
     if batch_size > settings.generate.max_batch_size:
         settings = settings.replace(generate={"max_batch_size": batch_size})
     assert isinstance(settings, Settings)
     out_dir = out if out is not None else Path("bench-out") / dataset.expanduser().resolve().name
     cfg = BenchConfig(dataset=dataset, out=out_dir, modes=mode_list, limit=limit, index=index,
                       batch_size=batch_size, progress=not no_progress)
-    report = run_bench(cfg, settings, console=err_console)
+    try:
+        report = run_bench(cfg, settings, console=err_console)
+    finally:
+        if metrics_file is not None:
+            from rag.metrics import write_metrics  # noqa: PLC0415
+
+            write_metrics(metrics_file)
     if json_out:
         print_json(report)
         return

@@ -7,4 +7,6 @@ bash scripts/setup.sh
 . .venv/bin/activate
 rag ingest data/sample --index indexes/sample
 rag search "Who designed the alternating current induction motor?" --index indexes/sample -k 3
-rag ask "Which team did the Denver Broncos beat in Super Bowl 50?" --index indexes/sample
+rag ask "What year did Tesla die?" --index indexes/sample
+# The same question without retrieval, for comparison:
+rag ask "What year did Tesla die?" --mode plain

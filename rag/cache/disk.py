@@ -95,14 +95,18 @@ class DiskTier:
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg):
             return False  # contention: just a miss this time
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                try:
-                    self._conn.close()
-                except sqlite3.Error:
-                    pass
-            self._conn = None
+            self._drop_connection()
             self._down_until = time.monotonic() + self.reopen_after_s
         return True
+
+    def _drop_connection(self) -> None:
+        """Close this process's connection (never one inherited across fork). Caller holds the lock."""
+        if self._conn is not None and self._pid == os.getpid():
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+        self._conn = None
 
     # -- operations -----------------------------------------------------------------
 
@@ -184,9 +188,4 @@ class DiskTier:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                try:
-                    self._conn.close()
-                except sqlite3.Error:
-                    pass
-            self._conn = None
+            self._drop_connection()

@@ -103,6 +103,12 @@ class PromptSettings(_Section):
     """How much context goes into the prompt and in which style."""
 
     max_passages: int | None = Field(None, ge=0, le=100, description="None: by model size (1 below 1B params, 3 below 8B, else 5)")
+    focus_sentences: int | None = Field(
+        None, ge=0, le=1000,
+        description="keep the N sentences of each passage most similar to the question; 0: whole passages; "
+                    "None: by model size (2 below 1B params, else 0)",
+    )
+    examples: int = Field(3, ge=0, le=3, description="worked examples in the chat (short style only)")
     relative_cutoff: float | None = Field(0.85, gt=0.0, le=1.0, description="drop passages scoring below this fraction of the best")
     max_context_tokens: int | None = Field(None, ge=1, le=1_000_000)
     style: Literal["short", "free"] = "short"
@@ -133,6 +139,7 @@ class GenerateSettings(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     memory_headroom: float = Field(0.2, ge=0.0, le=0.95)
     offload_kv_cache: bool = False
+    prefix_cache: bool = Field(True, description="reuse the KV cache of the previous prompt's shared prefix (instructions, examples) for single prompts")
     gradient_checkpointing: bool = False
     max_batch_size: int = Field(8, ge=1, le=1024)
     threads: int | None = Field(None, ge=1, le=1024, description="torch CPU threads (process-wide); None: torch's default")

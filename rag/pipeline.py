@@ -38,6 +38,7 @@ from rag.generate import GuardedGenerator
 from rag.index import Index
 from rag.prompt import PromptBuilder, clean_question
 from rag.retrieve import Retriever
+from rag.prompt.focus import focus_passages
 from rag.retrieve.expand import expand_passages
 from rag.schema import Answer, Chunk, Citation, Generation, Passage, Prompt, TokenCounts, Timings, answer_from_dict
 
@@ -208,7 +209,7 @@ class Pipeline:
             try:
                 q, passages, t_retrieve = self._prepare(question, mode, None, where, k)
                 t1 = time.perf_counter()
-                prompt = self._build(q, self._expand(passages), mode)
+                prompt = self._build(q, passages, mode)
                 t_prompt = time.perf_counter() - t1
                 gs = self.generator.stream(prompt, grounded_texts=self._grounded(prompt), **self._per_call())
                 yield from gs
@@ -252,15 +253,29 @@ class Pipeline:
         return q, passages, time.perf_counter() - t
 
     def _build(self, q: str, passages: list[Passage], mode: str) -> Prompt:
-        return self._prompt_builder().build(
-            q, passages, self.settings.generate.max_new_tokens, mode="plain" if mode == "plain" else "rag"
-        )
+        """Expand the passages, focus the ones the prompt can hold, then build the prompt."""
+        builder = self._prompt_builder()
+        if mode != "plain":
+            passages = self._focus(q, self._expand(passages), builder)
+        return builder.build(q, passages, self.settings.generate.max_new_tokens, mode="plain" if mode == "plain" else "rag")
 
     def _expand(self, passages: list[Passage]) -> list[Passage]:
         """Grow passages into their neighbouring chunks (see rag.retrieve.expand) before the prompt is built."""
         if self.index is None or not passages:
             return passages
         return expand_passages(passages, self.index.document_chunks, self.settings.retrieve.expand_neighbors)
+
+    def _focus(self, q: str, passages: list[Passage], builder: PromptBuilder) -> list[Passage]:
+        """Cut the passages the prompt can hold to their sentences closest to the question (rag.prompt.focus).
+
+        Needs the retrieval embedder, so a pipeline without an index passes oracle passages whole. Sentences are
+        embedded without the cache (they would flood it); the question's vector is recomputed with them.
+        """
+        n = builder.focus_sentences
+        if n <= 0 or self.embedder is None or not passages:
+            return passages
+        head = builder.max_passages
+        return focus_passages(q, passages[:head], self.embedder.encode, n) + passages[head:]
 
     def _per_call(self) -> dict[str, Any]:
         """The pipeline's own deadline and length, passed on every call (a shared generator may differ)."""
@@ -330,7 +345,7 @@ class Pipeline:
                 retrieved = [[] for _ in todo]
             t_retrieve = (time.perf_counter() - t) / len(todo)
             t = time.perf_counter()
-            prompts = [self._build(q, self._expand(ps), mode) for (_, q, _, _), ps in zip(todo, retrieved)]
+            prompts = [self._build(q, ps, mode) for (_, q, _, _), ps in zip(todo, retrieved)]
             t_prompt = (time.perf_counter() - t) / len(todo)
             grounded = [self._grounded(p) for p in prompts]
             if len(prompts) == 1:

@@ -104,13 +104,17 @@ def peak_rss_mb() -> float:
 # --- configuration fingerprint (what must not change between a run and its resume) --------------------------
 
 
+#: generate settings that only change how answers are computed (resources, deadlines, CPU threads), not
+#: which answers come out: left out of the fingerprint, so changing them does not block a resume
+OPERATIONAL_GENERATE = frozenset({
+    "timeout_s", "on_timeout", "device", "max_batch_size", "memory_headroom", "offload_kv_cache",
+    "gradient_checkpointing", "max_new_tokens_limit", "threads", "prefix_cache",
+})
+
+
 def fingerprint(settings: Settings, dataset: Dataset) -> dict[str, Any]:
     """The settings that change answers or retrieval, plus the dataset identity."""
-    gen = settings.generate.model_dump(
-        mode="json",
-        exclude={"timeout_s", "on_timeout", "device", "max_batch_size", "memory_headroom", "offload_kv_cache",
-                 "gradient_checkpointing", "max_new_tokens_limit"},
-    )
+    gen = settings.generate.model_dump(mode="json", exclude=set(OPERATIONAL_GENERATE))
     return {
         "record_version": RECORD_VERSION,
         "dataset": dataset.name,
@@ -139,6 +143,9 @@ def _check_or_write_meta(out: Path, fp: dict[str, Any], have_results: bool) -> N
             old = json.loads(meta_path.read_text(encoding="utf-8")).get("fingerprint")
         except (OSError, json.JSONDecodeError):
             old = None
+        if isinstance(old, dict) and isinstance(old.get("generate"), dict):
+            # a run.json written before a setting was left out of the fingerprint still names it: ignore it
+            old = dict(old, generate={k: v for k, v in old["generate"].items() if k not in OPERATIONAL_GENERATE})
         if old is not None and old != fp and have_results:
             changed = ", ".join(_diff_keys(old, fp)[:6])
             raise InvalidInputError(

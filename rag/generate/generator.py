@@ -31,6 +31,7 @@ from rag.errors import GenerationTimeoutError, InvalidInputError, ModelError, Re
 from rag.generate.guards import GuardCriteria, RowState, cut_at_stop
 from rag.generate.loading import autocast_context, context_window, fast_decoder, load_model, resolve_device, resolve_dtype
 from rag.generate.memory import MemoryProbe, default_probe, estimate_bytes, fit_batch, free_memory, is_oom
+from rag.generate.prefix_cache import PrefixCache, cache_kwarg
 from rag.generate.processors import GroundedProcessor, SamplingScheduleProcessor
 from rag.generate.thinking import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, prompt_opens_thinking, split_thinking
 from rag.models import model_id as _model_id
@@ -96,6 +97,7 @@ class GuardedGenerator:
         self._token_strs: list[str] | None = None
         self._context_window = 0
         self._n_parameters = 0
+        self.prefix_cache = PrefixCache()
 
     # -- loading ---------------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -322,6 +324,7 @@ class GuardedGenerator:
             if not is_oom(e):
                 raise
             err = e
+        self.prefix_cache.clear()
         free_memory(self.device)
         if len(chunk) > 1:
             half = len(chunk) // 2
@@ -465,18 +468,31 @@ class GuardedGenerator:
             kwargs["cache_implementation"] = "offloaded"
         if kwargs["do_sample"]:
             torch.manual_seed(s.seed)
+        reuse = s.prefix_cache and len(chunk) == 1 and not offload
+        if reuse:  # batch of one: no padding, so the prompt's prefix lines up with the kept one
+            cache, _ = self.prefix_cache.take(chunk[0].input_ids)
+            if cache is not None:
+                kwargs[cache_kwarg()] = cache
+            kwargs["return_dict_in_generate"] = True
         with torch.inference_mode(), autocast_context(self.device, self.dtype):
-            model.generate(
-                input_ids,
-                attention_mask=attention_mask,
-                max_new_tokens=max_new,
-                pad_token_id=pad,
-                eos_token_id=sorted(self._eos_ids),
-                stopping_criteria=StoppingCriteriaList([crit]),
-                logits_processor=processors,
-                top_k=None,
-                **kwargs,
-            )
+            try:
+                out = model.generate(
+                    input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=max_new,
+                    pad_token_id=pad,
+                    eos_token_id=sorted(self._eos_ids),
+                    stopping_criteria=StoppingCriteriaList([crit]),
+                    logits_processor=processors,
+                    top_k=None,
+                    **kwargs,
+                )
+            except BaseException:
+                self.prefix_cache.clear()
+                raise
+        if reuse:
+            kept = getattr(out, "cache", None)
+            self.prefix_cache.store(chunk[0].input_ids, kept if kept is not None else getattr(out, "past_key_values", None))
         rows = [
             _RowResult(st.tokens, st.dec, st.reason or "length", st.think_tokens)
             for st in states

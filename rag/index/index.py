@@ -18,18 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, InvalidInputError
+from rag.errors import IndexCorruptError, IndexNotFoundError, InvalidInputError
 from rag.index import vectors as fv
 from rag.index.manifest import (
     FAISS_FILE,
-    FORMAT_VERSION,
     GEN_PREFIX,
-    MANIFEST_FILE,
     STORE_FILE,
     Manifest,
     read_current,
-    read_manifest,
-    sha256_file,
+    validate_generation,
 )
 from rag.index.store import ChunkStore, DocRecord
 from rag.schema import Chunk
@@ -98,28 +95,7 @@ class Index:
 
     @classmethod
     def _open_generation(cls, root: Path, gen: Path, embedding_model_id: str | None, verify: bool) -> "Index":
-        try:
-            manifest = read_manifest(gen)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise IndexCorruptError(f"index {root} is damaged: unreadable {MANIFEST_FILE} ({e})") from None
-        if manifest.format_version > FORMAT_VERSION:
-            raise IndexCorruptError(f"index {root} has format {manifest.format_version}, newer than this rag "
-                                    f"supports ({FORMAT_VERSION})", hint="upgrade rag")
-        if embedding_model_id is not None and embedding_model_id != manifest.embedding_model:
-            raise IndexMismatchError(
-                f"index {root} was built with embedding model {manifest.embedding_model!r},"
-                f" not {embedding_model_id!r}",
-                hint="use the same embedding model, or re-ingest into a new index folder",
-            )
-        for fname in (FAISS_FILE, STORE_FILE):
-            f = gen / fname
-            if not f.is_file():
-                raise IndexCorruptError(f"index {root} is damaged: {fname} is missing")
-            if verify:
-                want = manifest.checksums.get(fname)
-                if want is None or sha256_file(f) != want:
-                    raise IndexCorruptError(f"index {root} is damaged: checksum mismatch for {fname}",
-                                            hint="re-run rag ingest into a new folder")
+        manifest = validate_generation(root, gen, embedding_model=embedding_model_id, verify=verify)
         try:
             faiss_index = fv.read(gen / FAISS_FILE)
         except Exception as e:  # noqa: BLE001  (faiss raises RuntimeError on bad files)

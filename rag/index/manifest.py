@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.errors import IndexCorruptError, IndexMismatchError
+
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 LOCK = ".lock"
@@ -141,6 +143,50 @@ def read_manifest(gen_dir: Path) -> Manifest:
     """Parse ``manifest.json``; raises OSError / ValueError / KeyError on damage."""
     with open(gen_dir / MANIFEST_FILE, encoding="utf-8") as f:
         return Manifest.from_dict(json.load(f))
+
+
+def validate_generation(root: Path, gen: Path, *, embedding_model: str | None = None,
+                        dimension: int | None = None, verify: bool = True, for_write: bool = False) -> Manifest:
+    """Read and check the manifest of generation folder ``gen`` of index ``root``; return it.
+
+    Checks, in this order: the manifest parses; (readers only) its format is not newer than
+    this rag; ``embedding_model`` and, when given, ``dimension`` match the ones the index was
+    built with (skipped when ``embedding_model`` is None); the FAISS and store files exist
+    and, with ``verify``, match their sha256 checksums. Raises IndexCorruptError or
+    IndexMismatchError; ``for_write`` selects the writer's wording (hints to ingest into a
+    new folder).
+    """
+    try:
+        manifest = read_manifest(gen)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise IndexCorruptError(f"index {root} is damaged: unreadable {MANIFEST_FILE} ({e})",
+                                hint="ingest into a new folder" if for_write else None) from None
+    if not for_write and manifest.format_version > FORMAT_VERSION:
+        raise IndexCorruptError(f"index {root} has format {manifest.format_version}, newer than this rag "
+                                f"supports ({FORMAT_VERSION})", hint="upgrade rag")
+    if embedding_model is not None and (embedding_model != manifest.embedding_model
+                                        or dimension not in (None, manifest.dimension)):
+        built, wanted = repr(manifest.embedding_model), repr(embedding_model)
+        if dimension is not None:
+            built, wanted = f"{built} (dim {manifest.dimension})", f"{wanted} (dim {dimension})"
+        raise IndexMismatchError(
+            f"index {root} was built with embedding model {built}, not {wanted}",
+            hint="use the same --embedding-model, or ingest into a new index folder" if for_write
+            else "use the same embedding model, or re-ingest into a new index folder",
+        )
+    for fname in (FAISS_FILE, STORE_FILE):
+        f = gen / fname
+        present = f.is_file()
+        if present and (not verify or sha256_file(f) == manifest.checksums.get(fname)):
+            continue
+        if for_write:
+            raise IndexCorruptError(f"index {root} is damaged: {fname} is missing or fails its checksum",
+                                    hint="ingest into a new folder")
+        if not present:
+            raise IndexCorruptError(f"index {root} is damaged: {fname} is missing")
+        raise IndexCorruptError(f"index {root} is damaged: checksum mismatch for {fname}",
+                                hint="re-run rag ingest into a new folder")
+    return manifest
 
 
 def read_current(root: Path) -> str | None:

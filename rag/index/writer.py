@@ -28,14 +28,13 @@ from typing import Any
 import numpy as np
 
 from rag.config import IndexSettings
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from rag.errors import IndexCorruptError, IndexNotFoundError
 from rag.index import vectors as fv
 from rag.index.index import committed_generation
 from rag.index.manifest import (
     CURRENT,
     FAISS_FILE,
     GEN_PREFIX,
-    MANIFEST_FILE,
     STORE_FILE,
     TMP_PREFIX,
     Manifest,
@@ -43,8 +42,8 @@ from rag.index.manifest import (
     fsync_file,
     generation_number,
     read_current,
-    read_manifest,
     sha256_file,
+    validate_generation,
     write_atomic,
     write_manifest,
 )
@@ -103,22 +102,8 @@ class IndexWriter:
             gen = committed_generation(root)
         except IndexNotFoundError:
             return cls(root, embedding_model, dimension, None, None)
-        try:
-            manifest = read_manifest(gen)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise IndexCorruptError(f"index {root} is damaged: unreadable {MANIFEST_FILE} ({e})",
-                                    hint="ingest into a new folder") from None
-        if manifest.embedding_model != embedding_model or manifest.dimension != dimension:
-            raise IndexMismatchError(
-                f"index {root} was built with embedding model {manifest.embedding_model!r}"
-                f" (dim {manifest.dimension}), not {embedding_model!r} (dim {dimension})",
-                hint="use the same --embedding-model, or ingest into a new index folder",
-            )
-        for fname in (FAISS_FILE, STORE_FILE):
-            f = gen / fname
-            if not f.is_file() or sha256_file(f) != manifest.checksums.get(fname):
-                raise IndexCorruptError(f"index {root} is damaged: {fname} is missing or fails its checksum",
-                                        hint="ingest into a new folder")
+        manifest = validate_generation(root, gen, embedding_model=embedding_model, dimension=dimension,
+                                       for_write=True)
         return cls(root, embedding_model, dimension, gen, manifest)
 
     # -- what is there -------------------------------------------------------------------

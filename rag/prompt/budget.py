@@ -3,6 +3,8 @@
 Example:
     >>> default_max_passages(135e6), default_max_passages(3e9), default_max_passages(70e9)
     (1, 3, 5)
+    >>> default_focus_sentences(135e6), default_focus_sentences(3e9)
+    (2, 0)
     >>> sentence_ends("One. Two! Three")
     [4, 9, 15]
 """
@@ -30,6 +32,11 @@ def default_max_passages(n_parameters: int | float) -> int:
     if n_parameters < 8e9:
         return 3
     return 5
+
+
+def default_focus_sentences(n_parameters: int | float) -> int:
+    """Sentences kept per passage for a reader of this size (see rag.prompt.focus): < 1e9 params -> 2, else 0 (off)."""
+    return 2 if n_parameters < 1e9 else 0
 
 
 def apply_relative_cutoff(passages: Sequence[Passage], cutoff: float | None) -> list[Passage]:

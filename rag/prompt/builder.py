@@ -3,7 +3,8 @@
 Token budget for passages = ``context_window - max_new_tokens - tokens(prompt rendered without
 passages)``, capped by ``settings.max_context_tokens``. Passages go in by relevance until the budget is
 full; the one that does not fit is cut at a sentence boundary (token-measured) or left out, and the
-rest are dropped. The instructions and the question are never cut: if they alone (plus
+rest are dropped. Worked examples are dropped (the first ones first) when the instructions, examples and
+question do not fit the window; the instructions and the question are never cut: if they alone (plus
 ``max_new_tokens``) exceed the window, :class:`InvalidInputError` names the numbers.
 
 Example:
@@ -23,7 +24,7 @@ from typing import Any
 from rag.config import PromptSettings
 from rag.errors import InvalidInputError
 from rag.prompt import templates as T
-from rag.prompt.budget import default_max_passages, longest_fitting_prefix, select_passages
+from rag.prompt.budget import default_focus_sentences, default_max_passages, longest_fitting_prefix, select_passages
 from rag.schema import Passage, Prompt
 
 _ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -55,6 +56,13 @@ class PromptBuilder:
         if self.settings.max_passages is not None:
             return self.settings.max_passages
         return default_max_passages(self.n_parameters)
+
+    @property
+    def focus_sentences(self) -> int:
+        """``settings.focus_sentences``, or the default for the model size (see rag.prompt.focus)."""
+        if self.settings.focus_sentences is not None:
+            return self.settings.focus_sentences
+        return default_focus_sentences(self.n_parameters)
 
     # --- rendering -------------------------------------------------------------------------
     def render(self, messages: list[dict[str, str]], prefix: str) -> str:
@@ -106,13 +114,20 @@ class PromptBuilder:
         style = self.settings.style
         prefix = T.answer_prefix(style)
 
+        examples = self.settings.examples
+
         def render(lines: list[str] | None) -> str:
-            msgs = T.build_messages(style, mode, q, lines, self.settings.system)  # type: ignore[arg-type]
+            msgs = T.build_messages(style, mode, q, lines, self.settings.system, examples)  # type: ignore[arg-type]
             return self.render(msgs, prefix)
 
-        base_text = render(None if mode == "plain" else [])
-        base_ids = self.encode(base_text)
-        fixed = len(base_ids)
+        # Worked examples give way to the question in a small window: drop them one by one if needed.
+        while True:
+            base_text = render(None if mode == "plain" else [])
+            base_ids = self.encode(base_text)
+            fixed = len(base_ids)
+            if fixed + max_new_tokens <= self.context_window or examples == 0 or style != "short":
+                break
+            examples -= 1
         if fixed + max_new_tokens > self.context_window:
             raise InvalidInputError(
                 f"instructions and question need {fixed} tokens + max_new_tokens {max_new_tokens} = "

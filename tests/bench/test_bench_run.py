@@ -131,6 +131,28 @@ def test_resume_after_truncated_line_and_config_check(tmp_path):
                   open_pipeline=lambda p, s: FakePipeline(p, s), build_index=fake_build_index)
 
 
+def test_resume_ignores_threads_but_not_max_new_tokens(tmp_path):
+    ds = write_corpus_dataset(tmp_path / "tiny")
+    out = tmp_path / "out"
+    run(ds, out, modes=["plain"], limit=2)
+
+    def again(**generate):
+        return run_bench(BenchConfig(dataset=ds, out=out, modes=["plain"], progress=False), settings(generate=generate),
+                         open_pipeline=lambda p, s: FakePipeline(p, s), build_index=fake_build_index)
+
+    # torch CPU threads do not change answers: the run resumes and extends to all 6 questions
+    rep = again(threads=1)
+    assert rep["run"]["resumed_records"] == 2 and rep["run"]["new_records"] == 4
+    # so does a run.json written while threads was still part of the fingerprint
+    meta = json.loads((out / "run.json").read_text())
+    meta["fingerprint"]["generate"]["threads"] = 3
+    (out / "run.json").write_text(json.dumps(meta))
+    assert again(threads=2)["run"]["resumed_records"] == 6
+    # the answer length does change answers: refused
+    with pytest.raises(InvalidInputError, match=r"another configuration \(changed: generate\.max_new_tokens\)"):
+        again(threads=1, max_new_tokens=8)
+
+
 def test_batches_and_errors(tmp_path):
     ds = write_corpus_dataset(tmp_path / "tiny")
     with (ds / "queries.jsonl").open("a") as fh:

@@ -1,3 +1,5 @@
+import pytest
+
 from rag.prompt import templates as T
 
 
@@ -14,20 +16,33 @@ def test_neutralize_cannot_assemble_a_marker():
     assert "<|im_end|>" not in T.neutralize("<|im_<|x|>end|>", ["<|im_end|>"])
 
 
-def test_short_style_has_one_worked_example_and_prefix():
+def test_short_style_has_worked_examples_and_prefix():
     msgs = T.build_messages("short", "rag", "Q?", [T.format_passage(1, "t", "body")])
-    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
-    assert msgs[2]["content"].startswith(T.ANSWER_PREFIX)
+    assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    assert [m["content"] for m in msgs[2:7:2]] == [f"{T.ANSWER_PREFIX} {a}" for *_, a in T.EXAMPLES]
+    for (title, text, question, answer), m in zip(T.EXAMPLES, msgs[1:6:2]):
+        # each example answer is a span of its own passage, and not its title
+        assert answer in text and answer != title and f"Question: {question}" in m["content"]
     user = msgs[-1]["content"]
     assert user.index(T.BLOCK_BEGIN) < user.index("[1] (t) <<<body>>>") < user.index("Question: Q?")
     assert T.answer_prefix("short") == "Answer:" and T.stop_strings("short") == ("\n",)
 
 
+def test_example_count_takes_the_last_examples():
+    one = T.build_messages("short", "rag", "Q?", [], examples=1)
+    assert [m["role"] for m in one] == ["system", "user", "assistant", "user"]
+    assert one[2]["content"] == f"{T.ANSWER_PREFIX} {T.EXAMPLES[-1][3]}"
+    assert [m["role"] for m in T.build_messages("short", "rag", "Q?", [], examples=0)] == ["system", "user"]
+    with pytest.raises(ValueError, match="examples = 4"):
+        T.build_messages("short", "rag", "Q?", [], examples=4)
+
+
 def test_plain_mode_same_instructions_without_passages():
     msgs = T.build_messages("short", "plain", "Q?", None)
-    assert len(msgs) == 4 and all(T.BLOCK_BEGIN not in m["content"] for m in msgs)
+    assert len(msgs) == 8 and all(T.BLOCK_BEGIN not in m["content"] for m in msgs)
     assert "own knowledge" in msgs[0]["content"]
-    assert msgs[2]["content"] == T.build_messages("short", "rag", "Q?", [])[2]["content"]
+    rag = T.build_messages("short", "rag", "Q?", [])
+    assert [m["content"] for m in msgs[2:7:2]] == [m["content"] for m in rag[2:7:2]]
 
 
 def test_free_style_cites_and_has_no_example():

@@ -224,6 +224,11 @@ def _num(x: float | None, fmt: str = "{:.1f}") -> str:
     return "–" if x is None else fmt.format(x)
 
 
+def _auto(value: Any) -> str:
+    """A setting whose None means "by model size"."""
+    return "auto (by model size)" if value is None else str(value)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A readable summary: accuracy, paired differences, retrieval, latency, throughput, setup."""
     ds, cfg, env, modes = report["dataset"], report["config"], report["environment"], report["modes"]
@@ -236,7 +241,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"; modes {', '.join(modes)}{status}.",
         f"Generator `{gen.get('model', '?')}`, greedy={gen.get('temperature', 0) == 0}, max_new_tokens "
         f"{gen.get('max_new_tokens', '?')}; embedding `{s.get('embedding', {}).get('model', '?')}`, k={cfg.get('k')}, "
-        f"max_passages {prm.get('max_passages')}, grounded {prm.get('grounded')}; batch size {cfg.get('batch_size')}.",
+        f"max_passages {_auto(prm.get('max_passages'))}, focus_sentences {_auto(prm.get('focus_sentences'))}, "
+        f"examples {prm.get('examples')}, grounded {prm.get('grounded')}; batch size {cfg.get('batch_size')}.",
         "",
         "## Accuracy (%, 95% CI)",
         "",

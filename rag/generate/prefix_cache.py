@@ -6,10 +6,15 @@ of a small model on a CPU. After each single-prompt generation the generator kee
 cut back to the prompt; the next prompt reuses it for the longest common token prefix and prefills only the
 rest. The output is the same as without the cache (same tokens, same positions), only faster.
 
+A few prompt families are kept at once (``max_entries``, most recently used first): rag and plain prompts
+start with different instructions, and a benchmark that alternates modes must not evict one with the other.
+Storing a prompt replaces the kept entries it shares a prefix with (its family), so the slots hold
+different prefixes.
+
 Only plain full-attention caches are reused (transformers ``DynamicCache`` whose layers are all
 ``DynamicLayer``): sliding-window, linear-attention or quantized caches cannot be cut back to a prefix, so
-for such models the cache is simply not kept. One prompt is kept (the most recent); its memory is freed by
-:meth:`PrefixCache.clear`, which the generator calls on out-of-memory.
+for such models the cache is simply not kept. The memory is freed by :meth:`PrefixCache.clear`, which the
+generator calls on out-of-memory.
 
 Example:
     >>> common_prefix_len([1, 2, 3, 4], [1, 2, 9])
@@ -61,45 +66,52 @@ def _crop_to(cache: Any, length: int) -> None:
 
 
 class PrefixCache:
-    """The KV cache of the most recent prompt, reused for the next prompt's common prefix.
+    """KV caches of recent prompts, reused for a new prompt's longest common prefix.
 
     Not thread-safe on its own: the generator uses it under its lock.
     """
 
-    def __init__(self, min_tokens: int = 16) -> None:
+    def __init__(self, min_tokens: int = 16, max_entries: int = 4) -> None:
         self.min_tokens = min_tokens
-        self._ids: list[int] | None = None
-        self._cache: Any = None
+        self.max_entries = max_entries
+        self._entries: list[tuple[list[int], Any]] = []  # (prompt ids, cache), most recently used first
         self.hits = 0
         self.reused_tokens = 0
 
     def take(self, ids: Sequence[int]) -> tuple[Any, int]:
-        """A private copy of the kept cache cut to the common prefix with ``ids``, and that prefix's length.
+        """A private copy of the best kept cache cut to its common prefix with ``ids``, and that prefix's length.
 
-        ``(None, 0)`` when nothing is kept or the shared prefix is shorter than ``min_tokens``. At least the
-        last prompt token is always left to prefill (generation needs its logits).
+        ``(None, 0)`` when no kept prompt shares at least ``min_tokens`` tokens with ``ids``. At least the last
+        prompt token is always left to prefill (generation needs its logits).
         """
-        if self._cache is None or self._ids is None:
+        best, n = -1, 0
+        for i, (kept, _) in enumerate(self._entries):
+            m = min(common_prefix_len(kept, ids), len(ids) - 1)
+            if m > n:
+                best, n = i, m
+        if best < 0 or n < self.min_tokens:
             return None, 0
-        n = min(common_prefix_len(self._ids, ids), len(ids) - 1)
-        if n < self.min_tokens:
-            return None, 0
-        cache = copy.deepcopy(self._cache)
+        entry = self._entries.pop(best)
+        self._entries.insert(0, entry)
+        cache = copy.deepcopy(entry[1])
         _crop_to(cache, n)
         self.hits += 1
         self.reused_tokens += n
         return cache, n
 
     def store(self, ids: Sequence[int], cache: Any) -> None:
-        """Keep ``cache`` (after a generation over prompt ``ids``), cut back to the prompt. Takes ownership."""
+        """Keep ``cache`` (after a generation over prompt ``ids``), cut back to the prompt. Takes ownership.
+
+        Entries sharing at least ``min_tokens`` with ``ids`` (the same prompt family) are replaced.
+        """
         if cache is None or not _croppable(cache) or cache.get_seq_length() < len(ids):
-            self.clear()
             return
         _crop_to(cache, len(ids))
-        self._ids = list(ids)
-        self._cache = cache
+        ids = list(ids)
+        self._entries = [e for e in self._entries if common_prefix_len(e[0], ids) < self.min_tokens]
+        self._entries.insert(0, (ids, cache))
+        del self._entries[self.max_entries:]
 
     def clear(self) -> None:
-        """Forget the kept cache (frees its memory)."""
-        self._ids = None
-        self._cache = None
+        """Forget every kept cache (frees their memory)."""
+        self._entries = []

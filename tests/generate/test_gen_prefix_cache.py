@@ -62,3 +62,25 @@ def test_only_plain_full_attention_caches_are_kept():
     assert pc.take([7, 8]) == (None, 0)  # nothing shared
     pc.clear()
     assert pc.take([1, 2, 3]) == (None, 0)
+
+
+def _cache(n):
+    from transformers import DynamicCache
+
+    c = DynamicCache()
+    k = torch.zeros(1, 1, n, 2)
+    c.update(k, k.clone(), 0)
+    return c
+
+
+def test_prompt_families_are_kept_side_by_side():
+    pc = PrefixCache(min_tokens=2, max_entries=2)
+    rag1, plain, rag2 = [1, 1, 1, 5], [2, 2, 2, 6], [1, 1, 1, 7]
+    pc.store(rag1, _cache(4))
+    pc.store(plain, _cache(4))
+    assert pc.take([1, 1, 1, 9])[1] == 3 and pc.take([2, 2, 2, 9])[1] == 3  # alternating modes: both hit
+    pc.store(rag2, _cache(4))  # replaces rag1 (same family), plain stays
+    assert pc.take([2, 2, 2, 9])[1] == 3 and pc.take([1, 1, 1, 7, 0])[1] == 4
+    pc.store([3, 3, 3], _cache(3))  # a third family: the least recently used one goes
+    assert pc.take([3, 3, 3, 1])[1] == 3 and pc.take([1, 1, 1, 7, 0])[1] == 4
+    assert pc.take([2, 2, 2, 9]) == (None, 0)

@@ -58,7 +58,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    settings = Settings.build(generate={"max_new_tokens": args.new_tokens, "timeout_s": 3600}).generate
+    # prefix cache off: this measures the guards' overhead on identical work, not prefill reuse
+    settings = Settings.build(generate={"max_new_tokens": args.new_tokens, "timeout_s": 3600, "prefix_cache": False}).generate
     gen = GuardedGenerator(settings)
     gen.warm_up()
     tok, model = gen.tokenizer, gen.model

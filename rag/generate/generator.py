@@ -324,7 +324,7 @@ class GuardedGenerator:
             if not is_oom(e):
                 raise
             err = e
-        self.prefix_cache.clear()
+        self.prefix_cache.clear()  # kept prefixes are memory too; take() hands out copies, so nothing else to undo
         free_memory(self.device)
         if len(chunk) > 1:
             half = len(chunk) // 2
@@ -475,21 +475,17 @@ class GuardedGenerator:
                 kwargs[cache_kwarg()] = cache
             kwargs["return_dict_in_generate"] = True
         with torch.inference_mode(), autocast_context(self.device, self.dtype):
-            try:
-                out = model.generate(
-                    input_ids,
-                    attention_mask=attention_mask,
-                    max_new_tokens=max_new,
-                    pad_token_id=pad,
-                    eos_token_id=sorted(self._eos_ids),
-                    stopping_criteria=StoppingCriteriaList([crit]),
-                    logits_processor=processors,
-                    top_k=None,
-                    **kwargs,
-                )
-            except BaseException:
-                self.prefix_cache.clear()
-                raise
+            out = model.generate(
+                input_ids,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new,
+                pad_token_id=pad,
+                eos_token_id=sorted(self._eos_ids),
+                stopping_criteria=StoppingCriteriaList([crit]),
+                logits_processor=processors,
+                top_k=None,
+                **kwargs,
+            )
         if reuse:
             kept = getattr(out, "cache", None)
             self.prefix_cache.store(chunk[0].input_ids, kept if kept is not None else getattr(out, "past_key_values", None))

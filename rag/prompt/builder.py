@@ -1,4 +1,4 @@
-"""PromptBuilder: instructions + worked example + fenced passages + question, fitted to the window.
+"""PromptBuilder: instructions + worked examples + fenced passages + question, fitted to the window.
 
 Token budget for passages = ``context_window - max_new_tokens - tokens(prompt rendered without
 passages)``, capped by ``settings.max_context_tokens``. Passages go in by relevance until the budget is

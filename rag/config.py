@@ -163,6 +163,18 @@ class GenerateSettings(_Section):
         return self
 
 
+class SelectSettings(_Section):
+    """Answer selection after generation (rag.select): typed spans of the passages, rescored by the model."""
+
+    typed: bool | None = Field(
+        None,
+        description="for who / when / how-many questions, answer with the name, date or number of the passages that "
+                    "the model finds most likely (the generated answer competes when it is a span of the passages); "
+                    "None: by model size (on below 1B params, else off)",
+    )
+    max_candidates: int = Field(24, ge=1, le=256, description="spans scored per question at most")
+
+
 class CacheSettings(_Section):
     """Tiered answer/embedding cache."""
 
@@ -196,6 +208,7 @@ class Settings(BaseSettings):
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
     prompt: PromptSettings = Field(default_factory=PromptSettings)
     generate: GenerateSettings = Field(default_factory=GenerateSettings)
+    select: SelectSettings = Field(default_factory=SelectSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @classmethod

@@ -151,7 +151,8 @@ def observe_answer(answer: "Answer", model: str, mode: str) -> None:
             return
         if t.ttft_s is not None:
             TTFT.labels(model=model, mode=mode).observe(max(0.0, float(t.ttft_s)))
-        for stage, value in (("retrieve", t.retrieve_s), ("prompt", t.prompt_s), ("generate", t.generate_s)):
+        for stage, value in (("retrieve", t.retrieve_s), ("prompt", t.prompt_s), ("generate", t.generate_s),
+                             ("select", t.select_s)):
             if value:
                 STAGE_LATENCY.labels(stage=stage).observe(max(0.0, float(value)))
         PROMPT_TOKENS.observe(max(0, int(answer.tokens.prompt)))

@@ -40,6 +40,7 @@ from rag.prompt import PromptBuilder, clean_question
 from rag.retrieve import Retriever
 from rag.prompt.focus import focus_passages
 from rag.retrieve.expand import expand_passages
+from rag.select import TypedAnswerSelector
 from rag.schema import Answer, Chunk, Citation, Generation, Passage, Prompt, TokenCounts, Timings, answer_from_dict
 
 Mode = Literal["rag", "plain", "oracle"]
@@ -118,6 +119,7 @@ class Pipeline:
             self.embedder = emb
             self.retriever = Retriever(index, CachedEmbedder(emb, self.cache), self.settings.retrieve)
         self._builder: PromptBuilder | None = None
+        self._selector = TypedAnswerSelector(self.settings.select)
         self._lock = threading.Lock()
 
     @classmethod
@@ -277,6 +279,22 @@ class Pipeline:
         head = builder.max_passages
         return focus_passages(q, passages[:head], self.embedder.encode, n) + passages[head:]
 
+    def _select(self, q: str, mode: str, prompt: Prompt, gen: Generation, t0: float) -> tuple[str, str | None, float]:
+        """Typed answer selection (rag.select) on a finished generation: (answer text, the generated text when a
+        passage span replaced it, else None, seconds spent). Skipped in plain mode, for unfinished generations
+        (timeout, loop, ...), after thinking (the answer follows the reasoning, not the prompt) and when it is off
+        for this model; it never outlasts the request's deadline."""
+        left = self.settings.generate.timeout_s - (time.perf_counter() - t0)
+        if (mode == "plain" or not prompt.passages or gen.finish_reason not in CACHEABLE_FINISH or left <= 0
+                or gen.thinking or gen.reasoning_tokens or not self._selector.enabled(self.generator.n_parameters)):
+            return gen.text, None, 0.0
+        t = time.perf_counter()
+        sel = self._selector.run(
+            q, gen.text, [p.chunk.text for p in prompt.passages],
+            lambda texts: self.generator.score_continuations(prompt, texts, deadline_s=left, prune=True),
+        )
+        return sel.text, (gen.text if sel.selected else None), time.perf_counter() - t
+
     def _per_call(self) -> dict[str, Any]:
         """The pipeline's own deadline and length, passed on every call (a shared generator may differ)."""
         g = self.settings.generate
@@ -299,6 +317,7 @@ class Pipeline:
             generate=s.generate.model_dump(mode="json", exclude={"timeout_s", "on_timeout", "device", "max_batch_size",
                                                                  "memory_headroom", "offload_kv_cache",
                                                                  "gradient_checkpointing"}),
+            select=s.select.model_dump(mode="json") if mode != "plain" else None,
             retrieve=s.retrieve.model_dump(mode="json") if mode == "rag" else None,
             mode=mode,
             k=self._k(k) if mode == "rag" else None,
@@ -364,6 +383,7 @@ class Pipeline:
                 t_retrieve: float, t_prompt: float, t0: float, key: str | None) -> Answer:
         """Assemble the Answer: citations are the passages in the prompt, numbered as there; ``passages`` are
         all retrieved ones (top-k, with scores), of which the prompt may hold fewer (budget, relative cut-off)."""
+        text, generated, t_select = self._select(q, mode, prompt, gen, t0)
         citations = [
             Citation(number=n, chunk_id=p.chunk.id, source=p.chunk.source, title=p.chunk.title, page=p.chunk.page,
                      score=float(p.score))
@@ -372,7 +392,8 @@ class Pipeline:
         before_gen = t_retrieve + t_prompt
         ans = Answer(
             question=q,
-            text=gen.text,
+            text=text,
+            generated_text=generated,
             mode=mode,
             finish_reason=gen.finish_reason,
             citations=citations,
@@ -383,6 +404,7 @@ class Pipeline:
                 prompt_s=t_prompt,
                 ttft_s=(before_gen + gen.ttft_s) if gen.ttft_s is not None else None,
                 generate_s=gen.generate_s,
+                select_s=t_select,
                 total_s=time.perf_counter() - t0,
             ),
             thinking=gen.thinking,
@@ -394,12 +416,15 @@ class Pipeline:
 
 
 def _template_version() -> str:
-    """A hash of the prompt templates' source, so an edited template never serves old cached answers."""
+    """A hash of the prompt templates' and answer selection's source, so an edited template or candidate pattern
+    never serves old cached answers."""
     global _TEMPLATE_HASH
     if _TEMPLATE_HASH is None:
         import rag.prompt.templates as t  # noqa: PLC0415
+        import rag.select as sel  # noqa: PLC0415
 
-        _TEMPLATE_HASH = hashlib.sha256(Path(t.__file__).read_bytes()).hexdigest()[:16]
+        sources = [Path(t.__file__)] + sorted(Path(sel.__file__).parent.glob("*.py"))
+        _TEMPLATE_HASH = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     return _TEMPLATE_HASH
 
 

@@ -123,6 +123,7 @@ class Timings:
     prompt_s: float = 0.0
     ttft_s: float | None = None
     generate_s: float = 0.0
+    select_s: float = 0.0
     total_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +146,8 @@ class Answer:
 
     ``citations`` are the passages that went into the prompt, numbered as there ([1], [2], ...);
     ``passages`` are all retrieved passages (top-k with scores), of which the prompt may hold fewer.
+    ``generated_text`` is the generator's own answer when typed answer selection (rag.select) replaced it with a
+    span of the passages (``text``), else None.
     Timings of answers from one ``ask_many`` batch: retrieve/prompt are the batch's per-question averages and
     generate/total the batch's (they ran together).
     """
@@ -153,6 +156,7 @@ class Answer:
     text: str
     mode: str
     finish_reason: FinishReason
+    generated_text: str | None = None
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     tokens: TokenCounts = field(default_factory=TokenCounts)
@@ -164,6 +168,7 @@ class Answer:
         return {
             "question": self.question,
             "answer": self.text,
+            "generated_text": self.generated_text,
             "mode": self.mode,
             "finish_reason": self.finish_reason,
             "citations": [c.to_dict() for c in self.citations],
@@ -186,6 +191,7 @@ def answer_from_dict(d: dict[str, Any]) -> Answer:
     return Answer(
         question=d["question"],
         text=d["answer"],
+        generated_text=d.get("generated_text"),
         mode=d["mode"],
         finish_reason=d["finish_reason"],
         citations=[Citation(**c) for c in d.get("citations", [])],

@@ -25,9 +25,9 @@ from rag.bench.stats import paired_difference, percentiles, summarize
 
 ANSWER_METRICS = ("em", "f1", "contains")
 METRIC_LABEL = {"em": "EM", "f1": "F1", "contains": "contains"}
-STAGES = ("retrieve_s", "prompt_s", "ttft_s", "generate_s", "total_s")
+STAGES = ("retrieve_s", "prompt_s", "ttft_s", "generate_s", "select_s", "total_s")
 STAGE_LABEL = {"retrieve_s": "retrieve", "prompt_s": "prompt", "ttft_s": "TTFT", "generate_s": "generate",
-               "total_s": "total"}
+               "select_s": "select", "total_s": "total"}
 PAIRS = (("rag", "plain"), ("oracle", "plain"), ("oracle", "rag"))
 PACKAGES = ("rag", "torch", "transformers", "faiss-cpu", "sentence-transformers", "numpy")
 MODE_COLOR = {"plain": "#8c8c8c", "rag": "#1f77b4", "oracle": "#2ca02c"}
@@ -108,6 +108,7 @@ def _mode_section(recs: list[dict[str, Any]]) -> dict[str, Any]:
     rss = [r.get("peak_rss_mb") for r in recs if r.get("peak_rss_mb") is not None]
     return {
         "n": n,
+        "selected": sum(1 for r in recs if r.get("generated") is not None),
         "errors": sum(1 for r in recs if r.get("error")),
         "error_codes": dict(Counter(r["error"]["code"] for r in recs if r.get("error"))),
         "accuracy": accuracy,
@@ -233,7 +234,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     """A readable summary: accuracy, paired differences, retrieval, latency, throughput, setup."""
     ds, cfg, env, modes = report["dataset"], report["config"], report["environment"], report["modes"]
     s = cfg.get("settings", {})
-    gen, prm = s.get("generate", {}), s.get("prompt", {})
+    gen, prm, sel = s.get("generate", {}), s.get("prompt", {}), s.get("select", {})
     lines = [f"# rag bench: {ds['name']}", ""]
     status = "" if report.get("complete", True) else " **(incomplete run: resume with the same command)**"
     lines += [
@@ -242,7 +243,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Generator `{gen.get('model', '?')}`, greedy={gen.get('temperature', 0) == 0}, max_new_tokens "
         f"{gen.get('max_new_tokens', '?')}; embedding `{s.get('embedding', {}).get('model', '?')}`, k={cfg.get('k')}, "
         f"max_passages {_auto(prm.get('max_passages'))}, focus_sentences {_auto(prm.get('focus_sentences'))}, "
-        f"examples {prm.get('examples')}, grounded {prm.get('grounded')}; batch size {cfg.get('batch_size')}.",
+        f"examples {prm.get('examples')}, grounded {prm.get('grounded')}, typed answer selection "
+        f"{_auto(sel.get('typed'))}; batch size {cfg.get('batch_size')}.",
         "",
         "## Accuracy (%, 95% CI)",
         "",
@@ -254,6 +256,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         fr = ", ".join(f"{k} {v}" for k, v in sorted(sec["finish_reasons"].items(), key=lambda kv: -kv[1]))
         lines.append(f"| {m} | {sec['n']} | {_ci(acc['em'])} | {_ci(acc['f1'])} | {_ci(acc['contains'])} | {fr} |")
     lines.append("")
+    picked = [f"{m} {sec['selected']} of {sec['n']}" for m, sec in modes.items() if sec.get("selected")]
+    if picked:
+        lines += ["Answers that typed selection took from the passages instead of the generated text: "
+                  + ", ".join(picked) + ".", ""]
     lines.append("EM/contains intervals: Wilson; F1: bootstrap (2000 resamples, seed 0).")
     if report["paired"]:
         lines += ["", "## Paired differences (same questions, percentage points, 95% CI)", "",

@@ -124,6 +124,7 @@ def fingerprint(settings: Settings, dataset: Dataset) -> dict[str, Any]:
         "retrieve": settings.retrieve.model_dump(mode="json"),
         "prompt": settings.prompt.model_dump(mode="json"),
         "generate": gen,
+        "select": settings.select.model_dump(mode="json"),
     }
 
 
@@ -286,11 +287,12 @@ def make_record(
     gen_s = t.generate_s or 0.0
     rec.update(
         prediction=answer.text,
+        generated=answer.generated_text,
         finish_reason=answer.finish_reason,
         error=None,
         scores=score_answer(answer.text, q.answers),
         timings={"retrieve_s": t.retrieve_s, "prompt_s": t.prompt_s, "ttft_s": t.ttft_s,
-                 "generate_s": t.generate_s, "total_s": t.total_s},
+                 "generate_s": t.generate_s, "select_s": t.select_s, "total_s": t.total_s},
         tokens=answer.tokens.to_dict(),
         tokens_per_s=(answer.tokens.generated / gen_s) if gen_s > 0 else None,
         wall_s=wall_s,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from rag.cli.app import app, console, print_json
 from rag.config import Settings
@@ -22,6 +23,7 @@ def settings_from_flags(
     top_p: float | None = None,
     max_passages: int | None = None,
     grounded: bool | None = None,
+    typed: bool | None = None,
     hybrid: bool | None = None,
     mmr: bool | None = None,
     thinking_budget: int | None = None,
@@ -44,6 +46,7 @@ def settings_from_flags(
         retrieve=only_set(k=k, hybrid=hybrid, mmr=mmr),
         prompt=only_set(max_passages=max_passages, grounded=grounded),
         generate=generate,
+        select=only_set(typed=typed),
         cache=cache,
     )
 
@@ -62,6 +65,7 @@ def ask(
     top_p: Optional[float] = typer.Option(None, "--top-p"),
     max_passages: Optional[int] = typer.Option(None, "--max-passages", help="Passages put in the prompt."),
     grounded: Optional[bool] = typer.Option(None, "--grounded/--no-grounded", help="Extractive decoding."),
+    typed: Optional[bool] = typer.Option(None, "--typed/--no-typed", help="Typed answer selection (default: by model size)."),
     hybrid: Optional[bool] = typer.Option(None, "--hybrid/--no-hybrid", help="Fuse BM25 with dense retrieval."),
     mmr: Optional[bool] = typer.Option(None, "--mmr/--no-mmr", help="Diversify passages (MMR)."),
     thinking_budget: Optional[int] = typer.Option(None, "--thinking-budget", help="Max thinking tokens."),
@@ -82,7 +86,7 @@ def ask(
         raise InvalidInputError(f"--mode {mode!r}: must be rag or plain")
     settings = settings_from_flags(
         k=k, model=model, max_new_tokens=max_new_tokens, timeout=timeout, temperature=temperature, top_p=top_p,
-        max_passages=max_passages, grounded=grounded, hybrid=hybrid, mmr=mmr, thinking_budget=thinking_budget,
+        max_passages=max_passages, grounded=grounded, typed=typed, hybrid=hybrid, mmr=mmr, thinking_budget=thinking_budget,
         precision=precision, cache_dir=cache_dir, redis_url=redis_url, no_cache=no_cache,
     )
     if mode == "rag" and index is None:
@@ -98,6 +102,8 @@ def ask(
             sys.stdout.write("\n")
             answer = s.answer
             assert answer is not None
+            if answer.generated_text is not None:
+                console.print(f"[bold]answer (typed selection):[/bold] {escape(answer.text)}", highlight=False)
             _print_sources(answer)
         else:
             answer = pipeline.ask(question, mode=mode, where=where)  # type: ignore[arg-type]
@@ -114,6 +120,9 @@ def ask(
 
 def _print_answer(answer: Any) -> None:
     console.print(answer.text or "[dim](empty answer)[/dim]", markup=bool(not answer.text), highlight=False)
+    if answer.generated_text is not None:
+        console.print(f"[dim](typed selection: a span of the passages; the model wrote: "
+                      f"{escape(answer.generated_text)})[/dim]", highlight=False)
     _print_sources(answer)
 
 
@@ -125,9 +134,10 @@ def _print_sources(answer: Any) -> None:
         console.print(f"[bold][{c.number}][/bold]{title} — {where} (score {c.score:.3f})", highlight=False)
     cached = f", cached: {answer.cached}" if answer.cached else ""
     ttft = f", first token {t.ttft_s:.2f}s" if t.ttft_s is not None else ""
+    select = f", select {t.select_s:.2f}s" if t.select_s else ""
     console.print(
         f"[dim]finish: {answer.finish_reason}; tokens: prompt {answer.tokens.prompt}, generated "
         f"{answer.tokens.generated}; time: total {t.total_s:.2f}s (retrieve {t.retrieve_s:.2f}s, "
-        f"generate {t.generate_s:.2f}s{ttft}){cached}[/dim]",
+        f"generate {t.generate_s:.2f}s{ttft}{select}){cached}[/dim]",
         highlight=False,
     )

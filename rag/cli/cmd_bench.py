@@ -25,6 +25,7 @@ def bench(
     index: Optional[Path] = typer.Option(None, "--index", "-i", help="Index folder to ingest into and use "
                                          "(default: <out>/index)."),
     grounded: Optional[bool] = typer.Option(None, "--grounded/--no-grounded", help="Extractive decoding."),
+    typed: Optional[bool] = typer.Option(None, "--typed/--no-typed", help="Typed answer selection (default: by model size)."),
     max_passages: Optional[int] = typer.Option(None, "--max-passages", help="Passages put in the prompt."),
     no_cache: bool = typer.Option(True, "--no-cache/--cache", help="Answer cache off (default: every answer is "
                                   "computed, so latencies are real) or on."),
@@ -43,7 +44,7 @@ def bench(
     mode_list = parse_modes(modes)
     if limit is not None and limit < 1:
         raise InvalidInputError(f"--limit = {limit}: must be >= 1")
-    settings = settings_from_flags(k=k, model=model, max_new_tokens=max_new_tokens, grounded=grounded,
+    settings = settings_from_flags(k=k, model=model, max_new_tokens=max_new_tokens, grounded=grounded, typed=typed,
                                    max_passages=max_passages, no_cache=no_cache, cache_dir=cache_dir,
                                    redis_url=redis_url)
     if batch_size > settings.generate.max_batch_size:

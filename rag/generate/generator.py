@@ -16,10 +16,11 @@ global RNG is seeded per request from ``settings.seed``.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,13 @@ from rag.generate.loading import autocast_context, context_window, fast_decoder,
 from rag.generate.memory import MemoryProbe, default_probe, estimate_bytes, fit_batch, free_memory, is_oom
 from rag.generate.prefix_cache import PrefixCache, cache_kwarg
 from rag.generate.processors import GroundedProcessor, SamplingScheduleProcessor
+from rag.generate.scoring import continuation_scores
 from rag.generate.thinking import FORCED_CLOSE, THINK_CLOSE, THINK_OPEN, prompt_opens_thinking, split_thinking
 from rag.models import model_id as _model_id
 from rag.models import resolve_generator_model
 from rag.schema import Generation, Prompt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -207,6 +211,48 @@ class GuardedGenerator:
         return GenerationStream(
             self, prompt, grounded_texts=grounded_texts, deadline_s=deadline_s, max_new_tokens=max_new_tokens
         )
+
+    def score_continuations(self, prompt: Prompt, texts: Sequence[str], *, deadline_s: float | None = None,
+                            prune: bool = False) -> list[float | None] | None:
+        """How likely the model finds each of ``texts`` as the whole answer to ``prompt``: the mean log-probability
+        per token of the text followed by the end-of-answer token (see :mod:`rag.generate.scoring`). With
+        ``prune``, texts that provably cannot be the most likely one are skipped and scored None.
+
+        Reuses the prompt-prefix KV cache (right after :meth:`generate` on the same prompt only the last prompt
+        token is prefilled again). Returns None when the deadline (``deadline_s``, default ``settings.timeout_s``)
+        passes or memory runs out (then the prefix cache is freed too): scoring refines an answer, it never fails one.
+
+        Example:
+            >>> gen.score_continuations(prompt, ["Paris", "Lyon"])   # doctest: +SKIP
+            [-0.21, -2.7]
+        """
+        self.warm_up()
+        if deadline_s is not None and not deadline_s > 0:
+            raise InvalidInputError(f"deadline_s = {deadline_s}: must be > 0")
+        texts = list(texts)
+        if not texts:
+            return []
+        if any(not t.strip() for t in texts):
+            raise InvalidInputError("every text to score needs visible characters")
+        self._validate([prompt], 1)
+        tok = self._tokenizer
+        lead = "" if not prompt.text or prompt.text[-1].isspace() else " "
+        end = tok.eos_token_id if tok.eos_token_id in self._eos_ids else min(self._eos_ids)
+        conts = [list(tok.encode(lead + t, add_special_tokens=False)) + [end] for t in texts]
+        deadline = time.monotonic() + (deadline_s if deadline_s is not None else self.settings.timeout_s)
+        with self._lock:
+            cache, cached = self.prefix_cache.take(prompt.input_ids) if self.settings.prefix_cache else (None, 0)
+            try:
+                with autocast_context(self.device, self.dtype):
+                    return continuation_scores(self._model, prompt.input_ids, conts, device=self.device,
+                                               cache=cache, cached=cached, deadline=deadline, prune=prune)
+            except Exception as e:  # noqa: BLE001 - only OOM is handled, anything else re-raised
+                if not is_oom(e):
+                    raise
+                self.prefix_cache.clear()
+                free_memory(self.device)
+                log.warning("out of memory while scoring %d answer candidates; keeping the generated answer", len(texts))
+                return None
 
     # -- guards: parameters ----------------------------------------------------------------------
     def _validate(self, prompts: list[Prompt], max_new: int) -> None:

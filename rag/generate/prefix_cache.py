@@ -30,7 +30,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PrefixCache", "common_prefix_len", "cache_kwarg"]
+__all__ = ["PrefixCache", "common_prefix_len", "cache_kwarg", "croppable", "crop_to"]
 
 
 def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
@@ -51,14 +51,14 @@ def cache_kwarg() -> str:
     return "cache" if "cache" in getattr(utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
 
 
-def _croppable(cache: Any) -> bool:
+def croppable(cache: Any) -> bool:
     layers = getattr(cache, "layers", None)
     if not layers or not hasattr(cache, "crop") or not hasattr(cache, "get_seq_length"):
         return False
     return all(type(layer).__name__ == "DynamicLayer" for layer in layers)
 
 
-def _crop_to(cache: Any, length: int) -> None:
+def crop_to(cache: Any, length: int) -> None:
     """Cut ``cache`` back to its first ``length`` positions (``crop`` takes a negative count to remove)."""
     extra = cache.get_seq_length() - length
     if extra > 0:
@@ -94,7 +94,7 @@ class PrefixCache:
         entry = self._entries.pop(best)
         self._entries.insert(0, entry)
         cache = copy.deepcopy(entry[1])
-        _crop_to(cache, n)
+        crop_to(cache, n)
         self.hits += 1
         self.reused_tokens += n
         return cache, n
@@ -104,9 +104,9 @@ class PrefixCache:
 
         Entries sharing at least ``min_tokens`` with ``ids`` (the same prompt family) are replaced.
         """
-        if cache is None or not _croppable(cache) or cache.get_seq_length() < len(ids):
+        if cache is None or not croppable(cache) or cache.get_seq_length() < len(ids):
             return
-        _crop_to(cache, len(ids))
+        crop_to(cache, len(ids))
         ids = list(ids)
         self._entries = [e for e in self._entries if common_prefix_len(e[0], ids) < self.min_tokens]
         self._entries.insert(0, (ids, cache))

@@ -116,6 +116,7 @@ class AnswerBody(BaseModel):
 
     question: str
     answer: str
+    generated_text: str | None = None
     mode: str
     finish_reason: str
     citations: list[dict[str, Any]]

@@ -120,13 +120,16 @@ class FakePipeline:
             if q.startswith("Is "):
                 text = "Yes, it is."
             time.sleep(self.delay)
+            # as if typed selection had replaced a generated date by the passage's span (q2 in rag/oracle)
+            generated = "in the 1800s" if q.startswith("When") and passages else None
             out.append(Answer(
-                question=q, text=text, mode=mode, finish_reason="stop",
+                question=q, text=text, mode=mode, finish_reason="stop", generated_text=generated,
                 citations=[Citation(n + 1, p.chunk.id, p.chunk.source, p.chunk.title, None, p.score)
                            for n, p in enumerate(passages)],
                 passages=passages,
                 tokens=TokenCounts(prompt=20 + 30 * len(passages), generated=len(text.split())),
                 timings=Timings(retrieve_s=0.001 if mode == "rag" else 0.0, prompt_s=0.0005, ttft_s=0.01,
-                                generate_s=0.02 + self.delay, total_s=0.0215 + self.delay),
+                                generate_s=0.02 + self.delay, select_s=0.003 if generated else 0.0,
+                                total_s=0.0215 + self.delay),
             ))
         return out

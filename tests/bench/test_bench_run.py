@@ -55,7 +55,9 @@ def test_full_run_records_and_report(tmp_path):
     assert r["scores"]["contains"] == 1.0 and r["finish_reason"] == "stop"
     assert r["retrieved_ids"][0] == "p2"  # chunk doc_id "corpus.jsonl#p2" mapped back to the corpus id
     assert r["retrieval"]["recall@1"] == 1.0 and r["retrieval"]["mrr"] == 1.0
-    assert set(r["timings"]) == {"retrieve_s", "prompt_s", "ttft_s", "generate_s", "total_s"}
+    assert set(r["timings"]) == {"retrieve_s", "prompt_s", "ttft_s", "generate_s", "select_s", "total_s"}
+    assert r["generated"] == "in the 1800s" and r["timings"]["select_s"] > 0
+    assert next(x for x in recs if x["mode"] == "plain" and x["qid"] == "q2")["generated"] is None
     assert r["tokens"]["generated"] > 0 and r["peak_rss_mb"] > 0
     # yes/no question scored by EM on "Yes, it is." -> contains 1, EM 0
     yes = next(x for x in recs if x["mode"] == "plain" and x["qid"] == "q6")
@@ -65,6 +67,7 @@ def test_full_run_records_and_report(tmp_path):
     assert rep["complete"] is True
     assert list(rep["modes"]) == ["plain", "rag", "oracle"]
     assert rep["modes"]["rag"]["n"] == 6 and rep["modes"]["oracle"]["n"] == 6
+    assert [rep["modes"][m]["selected"] for m in ("plain", "rag", "oracle")] == [0, 1, 1]
     assert rep["modes"]["plain"]["accuracy"]["contains"]["mean"] == pytest.approx(1 / 6)
     assert rep["modes"]["oracle"]["accuracy"]["contains"]["mean"] == 1.0
     d = rep["paired"]["rag-plain"]["contains"]
@@ -81,6 +84,7 @@ def test_full_run_records_and_report(tmp_path):
     assert "| mode | n | EM | F1 | contains | finish reasons |" in md
     assert "| rag | 6 |" in md and "rag − plain" in md and "oracle − plain" in md
     assert "| recall@1 |" in md and "| mrr |" in md and "p95" in md and "tokens/s" in md
+    assert "instead of the generated text: rag 1 of 6, oracle 1 of 6." in md and "| select |" in md
     for name in ("accuracy.png", "latency.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 2000

@@ -65,12 +65,32 @@ def test_answer_fields(xquad_pipeline):
 
 
 def test_stream_yields_same_text_as_ask(xquad_pipeline):
+    for q in ("Who is the General Manager for the Broncos?", "How many tackles did Luke Kuechly register?"):
+        s = xquad_pipeline.stream(q)
+        pieces = list(s)
+        assert s.answer is not None
+        # the stream is the generated text; typed selection may replace it in the final answer
+        generated = s.answer.generated_text if s.answer.generated_text is not None else s.answer.text
+        assert "".join(pieces).strip() == generated.strip()
+        assert s.answer.text.strip() == xquad_pipeline.ask(q).text.strip()
+
+
+def test_typed_selection_answers_with_a_span_of_the_passage(xquad_pipeline):
+    """The bundled reader writes "14" for Kuechly's 118 tackles, which stand in the prompt's passage; scoring the
+    passage's numbers with the same model picks 118. Off (``select.typed=False``), the generated text stays."""
     q = "How many tackles did Luke Kuechly register?"
-    s = xquad_pipeline.stream(q)
-    pieces = list(s)
-    assert s.answer is not None
-    assert "".join(pieces).strip() == s.answer.text.strip()
-    assert s.answer.text.strip() == xquad_pipeline.ask(q).text.strip()
+    on = xquad_pipeline.ask(q)
+    off_settings = xquad_pipeline.settings.replace(select={"typed": False})
+    off = Pipeline(off_settings, xquad_pipeline.index, embedder=xquad_pipeline.embedder,
+                   generator=xquad_pipeline.generator, cache=xquad_pipeline.cache).ask(q)
+    assert off.generated_text is None and off.timings.select_s == 0.0
+    assert on.text == "118" and on.generated_text == off.text != "118"
+    prompt_text = xquad_pipeline._build(q, xquad_pipeline.retriever.retrieve(q, k=5), "rag").passages[0].chunk.text
+    assert "118" in prompt_text and on.text in prompt_text
+    assert 0 < on.timings.select_s < on.timings.total_s
+    # an answer of no typed kind is left alone
+    other = xquad_pipeline.ask("What is the basic unit of territorial division in Poland?")
+    assert other.generated_text is None and other.timings.select_s == 0.0
 
 
 def test_oracle_mode_uses_given_context(xquad_pipeline):

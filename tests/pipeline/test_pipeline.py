@@ -79,6 +79,20 @@ def test_cache_hit_then_invalidation_when_the_index_changes(small_index, generat
     assert reopened.ask("What is the capital of Poland?").cached is None
 
 
+def test_typed_selection_setting_is_part_of_the_answer_cache_key(small_index, generator, embedder, tmp_path):
+    _, index = small_index
+    on = _pipeline(index, generator, embedder, tmp_path)
+    off = Pipeline.open(index, on.settings.replace(select={"typed": False}), generator=generator, embedder=embedder)
+    q = "When did Tesla design the induction motor?"
+    assert on._cache_key(q, "rag", None, None, None) != off._cache_key(q, "rag", None, None, None)
+    # plain mode never selects, so the setting does not split its cache
+    assert on._cache_key(q, "plain", None, None, None) == off._cache_key(q, "plain", None, None, None)
+    first = on.ask(q)
+    assert first.cached is None and off.ask(q).cached is None
+    hit = on.ask(q)
+    assert hit.cached == "memory" and (hit.text, hit.generated_text) == (first.text, first.generated_text)
+
+
 def test_ask_many_matches_single_asks(small_index, generator, embedder, tmp_path):
     _, index = small_index
     p = _pipeline(index, generator, embedder, tmp_path, enabled=False)

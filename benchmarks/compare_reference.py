@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from rag.bench.scoring import normalize_answer
+from rag.bench.stats import wilson_interval
 
 ROOT = Path(__file__).resolve().parent / "results" / "bench"
 # dataset: (questions, reference plain contains, reference RAG contains, reference RAG EM or None)
@@ -24,7 +25,7 @@ def substring(pred: str, golds: list[str]) -> bool:
 
 
 def main() -> None:
-    print("| dataset | first n questions | rag mode | EM | contains (word) | contains (substring) | "
+    print("| dataset | first n questions | rag mode | EM | contains (word) | contains (substring) [95% CI] | "
           "LangChain contains (substring) | LangChain EM |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for ds, (n, ref_plain, ref_rag, ref_em) in REFERENCE.items():
@@ -51,7 +52,9 @@ def main() -> None:
             c, em, word, sub = agg[mode]
             if not c:
                 continue
-            print(f"| {ds} | {int(c)} | {mode} | {em / c:.3f} | {word / c:.3f} | {sub / c:.3f} | {ref_c:.3f} | "
+            lo, hi = wilson_interval(sub, int(c))
+            print(f"| {ds} | {int(c)} | {mode} | {em / c:.3f} | {word / c:.3f} | {sub / c:.3f} [{lo:.2f}, {hi:.2f}] | "
+                  f"{ref_c:.3f} | "
                   f"{'' if ref_e is None else f'{ref_e:.2f}'} |")
 
 

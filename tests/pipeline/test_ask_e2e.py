@@ -88,9 +88,9 @@ def test_typed_selection_answers_with_a_span_of_the_passage(xquad_pipeline):
     prompt_text = xquad_pipeline._build(q, xquad_pipeline.retriever.retrieve(q, k=5), "rag").passages[0].chunk.text
     assert "118" in prompt_text and on.text in prompt_text
     assert 0 < on.timings.select_s < on.timings.total_s
-    # an answer of no typed kind is left alone
+    # an answer of no typed kind is left alone: no span is scored (one scoring pass takes tens of milliseconds)
     other = xquad_pipeline.ask("What is the basic unit of territorial division in Poland?")
-    assert other.generated_text is None and other.timings.select_s == 0.0
+    assert other.generated_text is None and other.timings.select_s < 0.01
 
 
 def test_oracle_mode_uses_given_context(xquad_pipeline):

@@ -182,6 +182,8 @@ class CacheSettings(_Section):
     dir: Path | None = Field(None, description="disk tier folder (cache.sqlite3 inside); None: the per-user cache folder")
     memory_entries: int = Field(100, ge=0, le=10_000_000)
     disk: bool = True
+    disk_max_mb: float | None = Field(1024.0, gt=0, le=1_000_000, description="bound on the disk tier's database size; "
+                                      "oldest-written entries go first; None: unbounded")
     redis_url: str | None = None
     ttl_s: float | None = Field(None, gt=0)
     redis_timeout_s: float = Field(0.25, gt=0, le=60)

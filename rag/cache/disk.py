@@ -4,6 +4,11 @@ No pickle: JSON values are stored as text, arrays as raw bytes with their dtype/
 in the ``meta`` column. ``expires_at`` (wall clock, NULL for never) is checked on read;
 expired rows are purged when the file is opened.
 
+Bounded: with ``max_bytes`` the database's pages in use stay under about that size. Every ``check_every``
+writes (and when the file is opened) the pages in use are counted (``PRAGMA page_count`` less
+``freelist_count``: no scan); when over, expired rows go first, then the oldest-written rows, until they fit in
+90% of the bound. Freed pages are reused by later writes; the file does not shrink (``clear`` checkpoints).
+
 Methods raise ``sqlite3.Error``/``OSError`` on failure; :class:`rag.cache.TieredCache`
 catches, logs and counts them and calls :meth:`DiskTier.note_failure`.
 """
@@ -34,6 +39,7 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_expiry ON entries(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_created ON entries(created_at);
 """
 
 
@@ -41,15 +47,23 @@ class DiskTier:
     """The SQLite file ``path``; one connection per process, guarded by a lock.
 
     ``busy_timeout_s`` bounds how long a write waits for another process's lock
-    before failing (the caller treats that as a miss / a skipped write).
+    before failing (the caller treats that as a miss / a skipped write). ``max_bytes`` (None: unbounded)
+    bounds the pages in use, checked every ``check_every`` writes (see the module docstring).
     """
 
     name = "disk"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 1.0, reopen_after_s: float = 5.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 1.0, reopen_after_s: float = 5.0,
+                 max_bytes: int | None = None, check_every: int = 64) -> None:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes = {max_bytes}: must be >= 1 or None")
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.reopen_after_s = reopen_after_s
+        self.max_bytes = max_bytes
+        self.check_every = max(1, check_every)
+        self._writes = 0
+        self.evicted = 0
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
@@ -79,6 +93,7 @@ class DiskTier:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             try:
                 conn.execute("DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?", (time.time(),))
+                self._enforce_bound(conn)
             except sqlite3.OperationalError:
                 pass  # locked by another process: purge next time
         except BaseException:
@@ -86,6 +101,36 @@ class DiskTier:
             raise
         self._conn, self._pid = conn, os.getpid()
         return conn
+
+    @staticmethod
+    def used_bytes(conn: sqlite3.Connection) -> int:
+        """Bytes of the database's pages in use (free pages not counted): O(1), no table scan."""
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def _enforce_bound(self, conn: sqlite3.Connection) -> None:
+        """Delete expired, then oldest-written rows (a tenth of them at a time) until the pages in use fit in 90% of
+        ``max_bytes``."""
+        if self.max_bytes is None or self.used_bytes(conn) <= self.max_bytes:
+            return
+        target = int(0.9 * self.max_bytes)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = max(0, conn.execute("DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                                    (time.time(),)).rowcount)
+            while self.used_bytes(conn) > target:
+                rows = int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+                if rows == 0:
+                    break
+                n += max(0, conn.execute(
+                    "DELETE FROM entries WHERE (ns, key) IN (SELECT ns, key FROM entries ORDER BY created_at LIMIT ?)",
+                    (max(1, rows // 10),)).rowcount)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.evicted += n
 
     def note_failure(self, exc: BaseException) -> bool:
         """Called after a failed operation; returns True when the tier backs off."""
@@ -145,11 +190,15 @@ class DiskTier:
             value = payload.data
             meta = json.dumps(payload.meta, separators=(",", ":"))
         with self._lock:
-            self._connect().execute(
+            conn = self._connect()
+            conn.execute(
                 "INSERT OR REPLACE INTO entries (ns, key, kind, value, meta, expires_at, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (namespace, key, payload.kind, value, meta, payload.expires_at, time.time()),
             )
+            self._writes += 1
+            if self._writes % self.check_every == 0:
+                self._enforce_bound(conn)
 
     def delete(self, namespace: str, key: str) -> None:
         with self._lock:
@@ -184,7 +233,8 @@ class DiskTier:
                 size += (self.path.parent / (self.path.name + suffix)).stat().st_size
             except OSError:
                 pass
-        return {"entries": self.count(), "path": str(self.path), "bytes": size}
+        return {"entries": self.count(), "path": str(self.path), "bytes": size, "max_bytes": self.max_bytes,
+                "evicted": self.evicted}
 
     def close(self) -> None:
         with self._lock:

@@ -70,7 +70,8 @@ class TieredCache:
             tiers.append(MemoryTier(settings.memory_entries))
         if settings.disk:
             try:
-                tiers.append(DiskTier(disk_path(settings)))
+                max_bytes = None if settings.disk_max_mb is None else max(1, int(settings.disk_max_mb * 2**20))
+                tiers.append(DiskTier(disk_path(settings), max_bytes=max_bytes))
             except Exception as e:  # noqa: BLE001
                 errors["disk"] = str(e)
                 log.warning("cache: disk tier unavailable: %s", e)

@@ -235,6 +235,49 @@ def test_disabled_cache_is_a_no_op(tmp_path):
     assert not (tmp_path / "cache.sqlite3").exists()
 
 
+def test_disk_tier_stays_under_its_bound_dropping_the_oldest(tmp_path):
+    from rag.cache.disk import DiskTier
+
+    bound = 200_000
+    c = cache(tmp_path, memory_entries=0, disk_max_mb=bound / 2**20)
+    disk = c.tier("disk")
+    assert isinstance(disk, DiskTier) and disk.max_bytes == bound
+    value = "x" * 2000  # ~2 kB of JSON each: 1,000 of them would take 2 MB
+    for i in range(1000):
+        c.set_json("n", str(i), value)
+    conn = sqlite3.connect(tmp_path / "cache.sqlite3")
+    # checked every 64 writes: up to 64 rows (at most ~5 kB of pages each here) more than the bound between checks
+    assert DiskTier.used_bytes(conn) <= bound + 64 * 5000
+    rows = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+    assert 10 <= rows < 200 and disk.evicted == 1000 - rows
+    assert c.get_json("n", "999") == (value, "disk")  # the newest stay
+    assert c.get_json("n", "0") is None  # the oldest went
+    assert c.stats()["tiers"]["disk"]["evicted"] == disk.evicted
+    # a process opening an over-full file trims it at once
+    c.close()
+    unbounded = cache(tmp_path, memory_entries=0, disk_max_mb=None)
+    for i in range(1000, 1300):
+        unbounded.set_json("n", str(i), value)
+    unbounded.close()
+    assert DiskTier.used_bytes(sqlite3.connect(tmp_path / "cache.sqlite3")) > bound
+    reopened = cache(tmp_path, memory_entries=0, disk_max_mb=bound / 2**20)
+    assert reopened.get_json("n", "1299") == (value, "disk")
+    assert DiskTier.used_bytes(sqlite3.connect(tmp_path / "cache.sqlite3")) <= bound
+
+
+def test_disk_bound_can_be_lifted_and_is_validated(tmp_path):
+    from rag.cache.disk import DiskTier
+    from rag.errors import ConfigError
+    from rag.config import Settings
+
+    assert cache(tmp_path, disk_max_mb=None).tier("disk").max_bytes is None
+    assert cache(tmp_path).tier("disk").max_bytes == 1024 * 2**20  # default 1 GiB
+    with pytest.raises(ConfigError, match="disk_max_mb"):
+        Settings.build(cache={"disk_max_mb": 0})
+    with pytest.raises(ValueError, match="max_bytes"):
+        DiskTier(tmp_path / "x.sqlite3", max_bytes=0)
+
+
 def test_clear_local_tiers(tmp_path):
     c = cache(tmp_path)
     for i in range(5):

@@ -82,7 +82,8 @@ def main() -> None:
         "# Prompt-prefix KV cache: rag `ask` with and without it (interleaved, one process)", "",
         f"Command: `{result['command']}` ({args.threads} torch thread(s), {result['machine']['platform']})", "",
         f"{len(ds.questions)} questions of {ds.name}; prompt tokens p50 {result['prompt_tokens_p50']:.0f}; "
-        f"{result['tokens_served_from_cache_per_question']:.0f} prompt tokens per question served from the cache; "
+        f"{result['tokens_served_from_cache_per_question']:.0f} prompt tokens per question served from the cache "
+        "(generation, plus answer scoring on typed questions); "
         f"identical answers {same}/{len(ds.questions)}.", "",
         "| side | TTFT p50 | TTFT p95 | total p50 | total p95 |", "|---|---:|---:|---:|---:|",
     ]

@@ -28,6 +28,9 @@ from rag.errors import ConfigError
 
 BUNDLED_EMBEDDING = "bundled:all-MiniLM-L6-v2"
 BUNDLED_GENERATOR = "bundled:SmolLM2-135M-Instruct"
+#: Below this many parameters a generator counts as a small reader: the "by model size" defaults (one passage,
+#: focused sentences, typed answer selection) switch on for it.
+SMALL_READER_PARAMS = 1e9
 
 
 def default_cache_dir() -> Path:

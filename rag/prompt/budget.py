@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
+from rag.config import SMALL_READER_PARAMS
 from rag.schema import Passage
 
 # A sentence ends after . ! ? (plus closing quotes/brackets) followed by whitespace, or after CJK
@@ -27,7 +28,7 @@ def default_max_passages(n_parameters: int | float) -> int:
 
     Small readers copy spans from distractors, so fewer passages are better for them.
     """
-    if n_parameters < 1e9:
+    if n_parameters < SMALL_READER_PARAMS:
         return 1
     if n_parameters < 8e9:
         return 3
@@ -36,7 +37,7 @@ def default_max_passages(n_parameters: int | float) -> int:
 
 def default_focus_sentences(n_parameters: int | float) -> int:
     """Sentences kept per passage for a reader of this size (see rag.prompt.focus): < 1e9 params -> 2, else 0 (off)."""
-    return 2 if n_parameters < 1e9 else 0
+    return 2 if n_parameters < SMALL_READER_PARAMS else 0
 
 
 def apply_relative_cutoff(passages: Sequence[Passage], cutoff: float | None) -> list[Passage]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.config import SelectSettings
+from rag.config import SMALL_READER_PARAMS, SelectSettings
 from rag.select.answer_type import AnswerType, answer_type
 from rag.select.candidates import find_candidates, word_key
 
@@ -61,7 +61,7 @@ class TypedAnswerSelector:
         """Whether selection runs for a generator of ``n_parameters`` (the setting, or on below 1B)."""
         if self.settings.typed is not None:
             return self.settings.typed
-        return n_parameters < 1e9
+        return n_parameters < SMALL_READER_PARAMS
 
     def run(self, question: str, generated: str, passages: Sequence[str], score: Scorer) -> Selection:
         """Choose the answer to ``question`` among the typed spans of ``passages`` and the ``generated`` text.
